@@ -1,0 +1,3 @@
+from stagewise.cli import app
+
+app()

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from stagewise.api.deps import StoresDep, WriterKey
+from stagewise.api.responses import JsonResponse
+from stagewise.api.schemas.public import document_public
+from stagewise.api.schemas.requests import ByoUpsertBody
+from stagewise.errors import NotFound
+from stagewise.services import byo
+from stagewise.services.namespaces import get_namespace
+
+router = APIRouter(prefix="/v1/namespaces/{namespace_id}/documents", tags=["documents"])
+
+
+@router.post("/upsert")
+def upsert_documents(
+    namespace_id: str, body: ByoUpsertBody, stores: StoresDep, principal: WriterKey
+) -> JsonResponse:
+    ns = get_namespace(stores, identifier=namespace_id)
+    principal.require_namespace(ns.namespace_id)
+    return JsonResponse(
+        byo.upsert_documents(stores, ns=ns, body=body.model_dump(exclude_none=True))
+    )
+
+
+@router.get("/{document_id}")
+def get_document(
+    namespace_id: str,
+    document_id: str,
+    stores: StoresDep,
+    principal: WriterKey,
+    return_vectors: bool = False,
+) -> JsonResponse:
+    ns = get_namespace(stores, identifier=namespace_id)
+    principal.require_namespace(ns.namespace_id)
+    for col in stores.metadata.list_collections(ns.namespace_id):
+        doc = stores.metadata.get_document(col.collection_id, document_id)
+        if doc is not None:
+            return JsonResponse(document_public(doc, return_vectors=return_vectors))
+    raise NotFound("document", document_id, namespace_id=ns.namespace_id)

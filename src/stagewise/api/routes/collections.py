@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends
+
+from stagewise.api.deps import NamespaceDep, StoresDep, WriterKey
+from stagewise.api.responses import JsonResponse
+from stagewise.api.routes.paging import PageQuery, page_query, slice_page
+from stagewise.api.schemas.public import collection_public, list_pagination
+from stagewise.api.schemas.requests import CreateCollectionBody, ListBody
+from stagewise.domain.records import CollectionRecord, NamespaceRecord
+from stagewise.errors import NotFound
+from stagewise.services import collections as svc
+from stagewise.services import extractors
+from stagewise.services.context import Stores
+
+router = APIRouter(prefix="/v1/collections", tags=["collections"])
+
+
+def _public(stores: Stores, col: CollectionRecord) -> dict[str, Any]:
+    return collection_public(col, document_count=stores.metadata.count_documents(col.collection_id))
+
+
+# Literal routes come before /{collection_identifier}.
+@router.get("/features")
+def list_features() -> JsonResponse:
+    return JsonResponse(extractors.feature_keys())
+
+
+@router.get("/features/extractors")
+def list_extractors() -> JsonResponse:
+    return JsonResponse(extractors.list_extractors())
+
+
+@router.get("/features/extractors/{feature_extractor_id}")
+def get_extractor(feature_extractor_id: str) -> JsonResponse:
+    found = extractors.get_extractor(feature_extractor_id)
+    if found is None:
+        raise NotFound("feature_extractor", feature_extractor_id)
+    return JsonResponse(found)
+
+
+@router.post("")
+def create_collection(
+    body: CreateCollectionBody, stores: StoresDep, ns: NamespaceDep, _: WriterKey
+) -> JsonResponse:
+    raw = body.model_dump()
+    if body.feature_extractor is not None:
+        # Keep exactly what the client sent (null input_mappings included).
+        raw["feature_extractor"] = body.feature_extractor.model_dump(exclude_unset=True)
+    col = svc.create_collection(stores, ns=ns, body=raw)
+    return JsonResponse(_public(stores, col))
+
+
+def _list(
+    stores: Stores,
+    ns: NamespaceRecord,
+    pq: PageQuery,
+    body: ListBody | None,
+    search: str | None,
+    include_system: bool,
+) -> JsonResponse:
+    limit, offset, _, include_total = pq.resolve(body)
+    if body is not None:
+        search = body.search or search
+        include_system = bool(body.include_system) or include_system
+    items = svc.list_collections(stores, ns=ns, include_system=include_system)
+    if search:
+        items = [c for c in items if search.lower() in c.collection_name.lower()]
+    page, has_more = slice_page(items, limit, offset)
+    return JsonResponse(
+        {
+            "results": [_public(stores, c) for c in page],
+            "pagination": list_pagination(
+                limit=limit,
+                offset=offset,
+                total=len(items) if include_total else None,
+                has_more=has_more,
+                next_cursor=None,
+            ),
+            "total_count": len(items),
+        }
+    )
+
+
+@router.post("/list")
+def list_collections(
+    stores: StoresDep,
+    ns: NamespaceDep,
+    pq: Annotated[PageQuery, Depends(page_query)],
+    body: Annotated[ListBody | None, Body()] = None,
+) -> JsonResponse:
+    return _list(stores, ns, pq, body, None, False)
+
+
+@router.get("")
+def list_collections_get(
+    stores: StoresDep,
+    ns: NamespaceDep,
+    pq: Annotated[PageQuery, Depends(page_query)],
+    search: str | None = None,
+    include_system: bool = False,
+) -> JsonResponse:
+    return _list(stores, ns, pq, None, search, include_system)
+
+
+@router.get("/{collection_identifier}")
+def get_collection(collection_identifier: str, stores: StoresDep, ns: NamespaceDep) -> JsonResponse:
+    return JsonResponse(
+        _public(stores, svc.get_collection(stores, ns=ns, identifier=collection_identifier))
+    )
+
+
+@router.patch("/{collection_identifier}")
+def update_collection(
+    collection_identifier: str,
+    body: Annotated[dict[str, Any], Body()],
+    stores: StoresDep,
+    ns: NamespaceDep,
+    _: WriterKey,
+) -> JsonResponse:
+    col = svc.update_collection(stores, ns=ns, identifier=collection_identifier, body=body)
+    return JsonResponse(_public(stores, col))
+
+
+@router.delete("/{collection_identifier}")
+def delete_collection(
+    collection_identifier: str, stores: StoresDep, ns: NamespaceDep, _: WriterKey
+) -> JsonResponse:
+    col = svc.delete_collection(stores, ns=ns, identifier=collection_identifier)
+    return JsonResponse(
+        {
+            "success": True,
+            "message": f"Collection '{col.collection_name}' deleted",
+            "collection_id": col.collection_id,
+        }
+    )

@@ -1,0 +1,57 @@
+"""PAGEQ: the list parameters shared by every list route (body values win over the query)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Query
+
+from stagewise.api.schemas.requests import ListBody
+from stagewise.errors import ValidationFailed
+
+
+@dataclass
+class PageQuery:
+    limit: int | None = None
+    page_size: int | None = None
+    offset: int | None = None
+    page: int | None = None
+    cursor: str | None = None
+    include_total: bool | None = None
+
+    def resolve(
+        self, body: ListBody | None, default_limit: int = 10
+    ) -> tuple[int, int, str | None, bool]:
+        merged: dict[str, Any] = {k: v for k, v in self.__dict__.items() if v is not None}
+        if body is not None:
+            merged.update(
+                {
+                    k: getattr(body, k)
+                    for k in ("limit", "page_size", "offset", "page", "cursor", "include_total")
+                    if getattr(body, k) is not None
+                }
+            )
+        limit = merged.get("limit") or merged.get("page_size") or default_limit
+        if not 1 <= limit <= 1000:
+            raise ValidationFailed("limit must be between 1 and 1000", field="limit")
+        offset = merged.get("offset")
+        if offset is None:
+            offset = (merged.get("page", 1) - 1) * limit
+        return limit, int(offset), merged.get("cursor"), bool(merged.get("include_total"))
+
+
+def page_query(
+    limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    offset: Annotated[int | None, Query(ge=0, le=10000)] = None,
+    page: Annotated[int | None, Query(ge=1)] = None,
+    cursor: str | None = None,
+    next_cursor: str | None = None,
+    include_total: bool | None = None,
+) -> PageQuery:
+    return PageQuery(limit, page_size, offset, page, cursor or next_cursor, include_total)
+
+
+def slice_page(items: list[Any], limit: int, offset: int) -> tuple[list[Any], bool]:
+    return items[offset : offset + limit], offset + limit < len(items)

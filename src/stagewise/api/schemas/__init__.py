@@ -1,0 +1,1 @@
+"""Wire models: request bodies and the public shapes of our records."""

@@ -1,0 +1,133 @@
+"""Public (wire) shapes of stored records, as the Mixpeek SDK parses them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stagewise.domain.records import CollectionRecord, DocumentRecord, NamespaceRecord
+from stagewise.ids import iso
+
+
+def namespace_public(
+    ns: NamespaceRecord, *, collection_count: int = 0, document_count: int = 0
+) -> dict[str, Any]:
+    return {
+        "object": "namespace",
+        "namespace_id": ns.namespace_id,
+        "namespace_name": ns.namespace_name,
+        "namespace_type": "standard",
+        "scope": "org",
+        "description": ns.description,
+        "feature_extractors": ns.feature_extractors,
+        "payload_indexes": ns.payload_indexes,
+        "payload_index_count": len(ns.payload_indexes),
+        "document_count": document_count,
+        "document_count_complete": True,
+        "bucket_count": 0,
+        "collection_count": collection_count,
+        "object_count": 0,
+        "auto_create_indexes": False,
+        "adaptive_indexing": False,
+        "mode": ns.mode,
+        "vector_configs": ns.vector_configs,
+        "vector_inference_map": {},
+        "namespace_ready": True,
+        "created_at": iso(ns.created_at),
+        "updated_at": iso(ns.updated_at),
+    }
+
+
+def collection_public(col: CollectionRecord, *, document_count: int = 0) -> dict[str, Any]:
+    extractor = col.feature_extractor or {
+        "feature_extractor_name": "none",
+        "version": "v1",
+        "feature_extractor_id": "none_v1",
+    }
+    vector_indexes = [
+        {
+            "name": spec.short_name,
+            "feature_uri": spec.feature_uri,
+            "type": "single",
+            "index": {
+                "name": spec.name,
+                "dimensions": spec.dimensions,
+                "distance": spec.distance,
+                "inference_name": spec.inference_name,
+            },
+            # The SDK's enum knows one source: vectors declared by the namespace (BYO).
+            **({} if spec.inference_name else {"source": "namespace_vector_config"}),
+        }
+        for spec in col.vector_indexes
+    ]
+    output_schema = {
+        "properties": {
+            spec.short_name: {"type": "array", "description": f"{spec.dimensions}-d vector"}
+            for spec in col.vector_indexes
+        }
+    }
+    return {
+        "collection_id": col.collection_id,
+        "collection_name": col.collection_name,
+        "description": col.description,
+        "input_schema": col.input_schema,
+        "output_schema": output_schema,
+        "feature_extractor": extractor,
+        "source": col.source,
+        "vector_indexes": vector_indexes,
+        "payload_indexes": [],
+        "index_map": {spec.feature_uri: spec.feature_uri for spec in col.vector_indexes},
+        "enabled": col.enabled,
+        "metadata": col.metadata,
+        "created_at": iso(col.created_at),
+        "updated_at": iso(col.updated_at),
+        "lifecycle_state": "active",
+        "document_count": document_count,
+        "vector_count": document_count * len(col.vector_indexes),
+        "retriever_count": 0,
+        "taxonomy_count": 0,
+        "schema_version": 1,
+        "schema_validation": "off",
+        "indexing_status": "ready",
+    }
+
+
+def document_public(doc: DocumentRecord, *, return_vectors: bool = False) -> dict[str, Any]:
+    created, updated = iso(doc.created_at), iso(doc.updated_at)
+    out: dict[str, Any] = {
+        **doc.fields,
+        "document_id": doc.document_id,
+        "collection_id": doc.collection_id,
+        "metadata": doc.metadata,
+        "source_type": doc.source_type,
+        # Writes are indexed before they are acknowledged: searchable as of the last write.
+        "searchable_at": updated,
+        "_internal": {
+            "internal_id": str(doc.seq),
+            "namespace_id": doc.namespace_id,
+            "document_id": doc.document_id,
+            "collection_id": doc.collection_id,
+            "created_at": created,
+            "updated_at": updated,
+            "metadata": doc.metadata,
+        },
+    }
+    if return_vectors:
+        out["vectors"] = doc.vectors
+        out["vector_hydration_incomplete"] = False
+    return out
+
+
+def list_pagination(
+    *, limit: int, offset: int, total: int | None, has_more: bool, next_cursor: str | None
+) -> dict[str, Any]:
+    page = offset // limit + 1 if limit else 1
+    total_pages = (total + limit - 1) // limit if total is not None and limit else None
+    return {
+        "total": total,
+        "total_pages": total_pages,
+        "page": page,
+        "page_size": limit,
+        "next_page": page + 1 if has_more else None,
+        "previous_page": page - 1 if page > 1 else None,
+        "next_cursor": next_cursor,
+    }

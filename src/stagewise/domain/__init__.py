@@ -1,0 +1,1 @@
+"""Pydantic domain records with no I/O."""

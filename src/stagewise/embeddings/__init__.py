@@ -1,0 +1,1 @@
+"""Text embedders behind the Embedder protocol."""

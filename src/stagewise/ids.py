@@ -1,0 +1,38 @@
+"""Resource ids: a prefix plus a random token, and time helpers shared by every layer."""
+
+from __future__ import annotations
+
+import secrets
+import string
+import uuid
+from datetime import UTC, datetime
+
+_ALPHABET = string.ascii_lowercase + string.digits
+_POINT_NAMESPACE = uuid.UUID("6f1c3a52-2a43-4d0e-9a57-5b8e3c2f7d10")
+
+PREFIXES = ("ns_", "col_", "doc_", "ret_", "exec_", "key_", "sk_")
+
+
+def new_id(prefix: str, length: int = 12) -> str:
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def new_api_key() -> str:
+    return "sk_" + secrets.token_urlsafe(32)
+
+
+def point_id(document_id: str) -> str:
+    """Qdrant point ids must be ints or UUIDs; document ids are strings."""
+    return str(uuid.uuid5(_POINT_NAMESPACE, document_id))
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime | None) -> str | None:
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,1 @@
+"""The retriever pipeline: stages, their registry, templating, fusion and the runner."""

@@ -1,0 +1,169 @@
+"""Jinja2 sandboxed templates in stage parameters: INPUT, DOC, CONTEXT, STAGE (any case).
+
+A value that is exactly one `{{ expression }}` keeps the native type of what it evaluates to
+(number, list, vector), like Jinja's NativeEnvironment; mixed text renders to a string.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+
+from stagewise.errors import ValidationFailed
+
+_WHOLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.S)
+_DOC_REF = re.compile(r"\{\{[^}]*\bdoc\b", re.I)
+_NAMESPACES = ("INPUT", "DOC", "CONTEXT", "STAGE", "SECRET")
+
+
+def _slugify(value: Any) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", str(value).lower()).strip("-")
+
+
+def _time_ago(**kwargs: float) -> str:
+    return (datetime.now(UTC) - timedelta(**kwargs)).isoformat().replace("+00:00", "Z")
+
+
+def _make_env() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env.filters["slugify"] = _slugify
+    env.filters["bool"] = lambda v: (
+        str(v).lower() in ("1", "true", "yes", "on") if isinstance(v, str) else bool(v)
+    )
+    env.globals["utc_now"] = lambda: datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    env.globals["time_ago"] = _time_ago
+    return env
+
+
+ENV = _make_env()
+
+
+def has_template(value: Any) -> bool:
+    return isinstance(value, str) and "{{" in value
+
+
+def references_doc(value: str) -> bool:
+    return bool(_DOC_REF.search(value))
+
+
+def scope(
+    *,
+    inputs: dict[str, Any] | None = None,
+    doc: dict[str, Any] | None = None,
+    context: dict[str, Any] | None = None,
+    stages: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    values = {
+        "INPUT": inputs or {},
+        "DOC": doc or {},
+        "CONTEXT": context or {},
+        "STAGE": stages or {},
+        "SECRET": {},
+    }
+    out: dict[str, Any] = {}
+    for name in _NAMESPACES:
+        out[name] = out[name.lower()] = out[name.capitalize()] = values[name]
+    return out
+
+
+def check_syntax(value: str, where: str) -> None:
+    try:
+        match = _WHOLE.match(value)
+        if match:
+            ENV.compile_expression(match.group("expr"))
+        else:
+            ENV.parse(value)
+    except TemplateSyntaxError as exc:
+        raise ValidationFailed(
+            f"Template in {where} does not parse: {exc.message}",
+            code="invalid_template",
+            template=value,
+            location=where,
+        ) from exc
+
+
+def render_value(value: str, variables: dict[str, Any]) -> Any:
+    """Render one string; raises UndefinedError when it references something missing."""
+    match = _WHOLE.match(value)
+    if match:
+        return ENV.compile_expression(match.group("expr"), undefined_to_none=False)(**variables)
+    return ENV.from_string(value).render(**variables)
+
+
+@dataclass
+class RenderReport:
+    relaxations: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _is_filter_leaf(obj: dict[str, Any]) -> bool:
+    return "field" in obj and ("operator" in obj or "value" in obj)
+
+
+_DROP = object()
+
+
+def render_params(
+    obj: Any,
+    variables: dict[str, Any],
+    report: RenderReport,
+    *,
+    where: str = "parameters",
+    keep_doc_refs: bool = True,
+) -> Any:
+    """Render every template in a parameter tree. A filter leaf whose template references a
+    missing value is dropped (a relaxation); other missing values render to None."""
+    if isinstance(obj, str):
+        if not has_template(obj) or (keep_doc_refs and references_doc(obj)):
+            return obj
+        try:
+            return render_value(obj, variables)
+        except UndefinedError:
+            return None
+    if isinstance(obj, list):
+        items = [
+            render_params(v, variables, report, where=f"{where}[{i}]", keep_doc_refs=keep_doc_refs)
+            for i, v in enumerate(obj)
+        ]
+        return [v for v in items if v is not _DROP]
+    if isinstance(obj, dict):
+        if _is_filter_leaf(obj):
+            for value in obj.values():
+                if has_template(value) and not (keep_doc_refs and references_doc(value)):
+                    try:
+                        render_value(value, variables)
+                    except UndefinedError as exc:
+                        report.relaxations.append(
+                            {
+                                "type": "filter_dropped",
+                                "location": where,
+                                "field": obj.get("field"),
+                                "operator": obj.get("operator"),
+                                "reason": f"missing input: {exc.message}",
+                            }
+                        )
+                        return _DROP
+        out = {}
+        for key, value in obj.items():
+            rendered = render_params(
+                value, variables, report, where=f"{where}.{key}", keep_doc_refs=keep_doc_refs
+            )
+            if rendered is not _DROP:
+                out[key] = rendered
+        return out
+    return obj
+
+
+def check_tree_syntax(obj: Any, where: str = "parameters") -> None:
+    if isinstance(obj, str) and has_template(obj):
+        check_syntax(obj, where)
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            check_tree_syntax(v, f"{where}[{i}]")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            check_tree_syntax(v, f"{where}.{k}")

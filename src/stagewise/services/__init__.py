@@ -1,0 +1,1 @@
+"""Use cases. Keyword-only functions over the stores; no HTTP here."""

@@ -1,0 +1,165 @@
+"""Listing documents: filters (through the index), sort, cursor and offset pagination."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from stagewise.domain.records import CollectionRecord, DocumentRecord
+from stagewise.errors import ValidationFailed
+from stagewise.ids import iso
+from stagewise.services.context import Stores
+from stagewise.storage.index.payload import get_path
+
+MAX_LIMIT = 1000
+MAX_OFFSET = 10_000
+
+
+@dataclass
+class ListQuery:
+    filters: dict[str, Any] | None = None
+    sort_field: str | None = None
+    descending: bool = False
+    search: str | None = None
+    cursor: str | None = None
+    limit: int = 10
+    offset: int = 0
+    include_total: bool = False
+
+
+@dataclass
+class ListResult:
+    documents: list[DocumentRecord]
+    next_cursor: str | None
+    total: int | None
+    has_more: bool
+
+
+def encode_cursor(state: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        state = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed("The cursor is not valid", code="invalid_cursor") from exc
+    if not isinstance(state, dict):
+        raise ValidationFailed("The cursor is not valid", code="invalid_cursor")
+    return state
+
+
+def parse_sort(raw: Any) -> tuple[str | None, bool]:
+    """Sort as {field, direction}, a JSON string of it, or 'field:dir'."""
+    if raw in (None, "", {}):
+        return None, False
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.startswith("{"):
+            try:
+                raw = json.loads(text)
+            except ValueError as exc:
+                raise ValidationFailed(f"sort is not valid JSON: {text}") from exc
+        else:
+            field, _, direction = text.partition(":")
+            raw = {"field": field, "direction": direction or "asc"}
+    if not isinstance(raw, dict) or not isinstance(raw.get("field"), str):
+        raise ValidationFailed(
+            "sort needs a field, e.g. {'field': 'metadata.year', 'direction': 'desc'}"
+        )
+    direction = str(raw.get("direction") or "asc").lower()
+    if direction not in ("asc", "desc"):
+        raise ValidationFailed(f"sort direction must be asc or desc, not '{direction}'")
+    return raw["field"], direction == "desc"
+
+
+def document_view(doc: DocumentRecord) -> dict[str, Any]:
+    """The dict that filters and sort paths address."""
+    return {
+        **doc.fields,
+        "metadata": doc.metadata,
+        "document_id": doc.document_id,
+        "collection_id": doc.collection_id,
+        "created_at": iso(doc.created_at),
+        "updated_at": iso(doc.updated_at),
+    }
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    # Numbers before strings before everything else; None handled by the caller.
+    if isinstance(value, bool):
+        return (0, float(value))
+    if isinstance(value, int | float):
+        return (0, float(value))
+    if isinstance(value, str):
+        return (1, value)
+    return (2, json.dumps(value, sort_keys=True, default=str))
+
+
+def list_documents(stores: Stores, *, col: CollectionRecord, query: ListQuery) -> ListResult:
+    if not 1 <= query.limit <= MAX_LIMIT:
+        raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    if not 0 <= query.offset <= MAX_OFFSET:
+        raise ValidationFailed(f"offset must be between 0 and {MAX_OFFSET}", field="offset")
+    filters = query.filters or None
+    if query.search:
+        text_leaf = {"field": "_text", "operator": "text", "value": query.search}
+        filters = {"AND": [filters, text_leaf]} if filters else {"AND": [text_leaf]}
+    total = stores.metadata.count_documents(col.collection_id) if query.include_total else None
+    if filters is None and query.sort_field is None:
+        return _list_by_seq(stores, col, query, total)
+    if filters is not None:
+        ids = list(stores.index.filter_ids(col.collection_id, filters))
+        docs = list(stores.metadata.get_documents(col.collection_id, ids).values())
+        if query.include_total:
+            total = len(docs)
+    else:
+        docs = _all_documents(stores, col)
+    docs.sort(key=lambda d: d.seq)
+    if query.sort_field is not None:
+        field = query.sort_field
+        present = [d for d in docs if get_path(document_view(d), field) is not None]
+        missing = [d for d in docs if get_path(document_view(d), field) is None]
+        present.sort(
+            key=lambda d: _sort_key(get_path(document_view(d), field)), reverse=query.descending
+        )
+        docs = present + missing  # documents without the field always come last
+    start = query.offset
+    if query.cursor:
+        start = int(decode_cursor(query.cursor).get("o", 0))
+    page = docs[start : start + query.limit]
+    has_more = start + query.limit < len(docs)
+    next_cursor = encode_cursor({"o": start + query.limit}) if has_more else None
+    return ListResult(page, next_cursor, total, has_more)
+
+
+def _all_documents(stores: Stores, col: CollectionRecord) -> list[DocumentRecord]:
+    out: list[DocumentRecord] = []
+    after = 0
+    while True:
+        page = stores.metadata.list_documents(col.collection_id, after_seq=after, limit=1000)
+        out.extend(page.documents)
+        if page.next_after_seq is None:
+            return out
+        after = page.next_after_seq
+
+
+def _list_by_seq(
+    stores: Stores, col: CollectionRecord, query: ListQuery, total: int | None
+) -> ListResult:
+    """Insertion order with a keyset cursor: stable under concurrent writes."""
+    after = 0
+    if query.cursor:
+        after = int(decode_cursor(query.cursor).get("s", 0))
+    elif query.offset:
+        skipped = stores.metadata.list_documents(col.collection_id, after_seq=0, limit=query.offset)
+        if len(skipped.documents) < query.offset:
+            return ListResult([], None, total, False)
+        after = skipped.documents[-1].seq
+    page = stores.metadata.list_documents(col.collection_id, after_seq=after, limit=query.limit)
+    next_cursor = (
+        encode_cursor({"s": page.next_after_seq}) if page.next_after_seq is not None else None
+    )
+    return ListResult(page.documents, next_cursor, total, page.next_after_seq is not None)

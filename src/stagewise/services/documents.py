@@ -1,0 +1,241 @@
+"""Documents: embed, store (source of truth first), index, read, list, patch, delete."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from stagewise.domain.records import CollectionRecord, DocumentRecord
+from stagewise.errors import NotFound, ValidationFailed
+from stagewise.ids import new_id, utc_now
+from stagewise.services.context import Stores
+from stagewise.storage.index.payload import RESERVED_FIELDS, document_payload, source_text
+from stagewise.storage.protocols import IndexPoint
+
+# Keys of a create/patch body that are not user fields.
+_CONTROL_KEYS = frozenset({"collection_id", "metadata", "vectors", "features", "document_id"})
+
+_write_locks: dict[str, threading.Lock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def collection_write_lock(collection_id: str) -> threading.Lock:
+    """Writes to one collection are serialised so the index sees them in `seq` order."""
+    with _write_locks_guard:
+        return _write_locks.setdefault(collection_id, threading.Lock())
+
+
+def _check_text_sizes(stores: Stores, values: dict[str, Any], where: str) -> None:
+    limit = stores.settings.max_text_bytes
+    for key, value in values.items():
+        if isinstance(value, str) and len(value.encode()) > limit:
+            raise ValidationFailed(
+                f"Field '{where}{key}' is {len(value.encode())} bytes; the limit is {limit} bytes",
+                code="field_too_large",
+                field=f"{where}{key}",
+                limit_bytes=limit,
+            )
+
+
+def validate_vectors(col: CollectionRecord, vectors: dict[str, Any]) -> dict[str, list[float]]:
+    """Map user vector names (short name, URI or storage name) to storage names, checking dims."""
+    valid = {spec.name: spec.dimensions for spec in col.vector_indexes}
+    out: dict[str, list[float]] = {}
+    for name, values in vectors.items():
+        spec = col.vector_index(name)
+        if spec is None:
+            raise ValidationFailed(
+                f"Unknown vector '{name}' for collection '{col.collection_name}'. "
+                f"Valid vectors: {valid or 'none (the collection has no vector index)'}",
+                code="unknown_vector",
+                valid_vectors=valid,
+            )
+        if not isinstance(values, list) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values
+        ):
+            raise ValidationFailed(
+                f"Vector '{name}' must be a list of numbers", code="invalid_vector", vector=name
+            )
+        if len(values) != spec.dimensions:
+            raise ValidationFailed(
+                f"Vector '{name}' has {len(values)} dimensions; '{spec.name}' expects "
+                f"{spec.dimensions}",
+                code="vector_dimension_mismatch",
+                vector=name,
+                expected=spec.dimensions,
+                received=len(values),
+            )
+        floats = [float(v) for v in values]
+        if not all(math.isfinite(v) for v in floats):
+            raise ValidationFailed(f"Vector '{name}' contains NaN or infinity", vector=name)
+        out[spec.name] = floats
+    return out
+
+
+def _split_body(stores: Stores, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ValidationFailed("metadata must be an object", field="metadata")
+    fields = {k: v for k, v in body.items() if k not in _CONTROL_KEYS}
+    clash = sorted(k for k in fields if k in RESERVED_FIELDS or k.startswith("_"))
+    if clash:
+        raise ValidationFailed(
+            f"Field names {clash} are reserved", code="reserved_field", fields=clash
+        )
+    _check_text_sizes(stores, fields, "")
+    _check_text_sizes(stores, metadata, "metadata.")
+    return fields, metadata
+
+
+def _embed_missing(stores: Stores, col: CollectionRecord, docs: Sequence[DocumentRecord]) -> None:
+    """Fill extractor vectors the user did not bring, in batches across all documents."""
+    for spec in col.vector_indexes:
+        if spec.inference_name is None:
+            continue
+        todo = [
+            (doc, text)
+            for doc in docs
+            if spec.name not in doc.vectors and (text := source_text(col, doc)) is not None
+        ]
+        if not todo:
+            continue
+        matrix = stores.embedder.embed([text for _, text in todo])
+        for (doc, _), row in zip(todo, matrix, strict=True):
+            doc.vectors[spec.name] = row.tolist()
+
+
+def write_documents(
+    stores: Stores, col: CollectionRecord, docs: Sequence[DocumentRecord]
+) -> list[DocumentRecord]:
+    """The one write path: embed, commit to the source of truth, then index."""
+    _embed_missing(stores, col, docs)
+    with collection_write_lock(col.collection_id):
+        stored = stores.metadata.upsert_documents(docs)
+        stores.index.upsert(
+            col.collection_id,
+            [IndexPoint(d.document_id, d.seq, d.vectors, document_payload(col, d)) for d in stored],
+        )
+    return stored
+
+
+def create_document(
+    stores: Stores, *, col: CollectionRecord, body: dict[str, Any]
+) -> DocumentRecord:
+    if body.get("collection_id") not in (None, col.collection_id):
+        raise ValidationFailed(
+            f"collection_id '{body['collection_id']}' does not match the path's collection "
+            f"'{col.collection_id}'",
+            code="collection_mismatch",
+        )
+    fields, metadata = _split_body(stores, body)
+    vectors = validate_vectors(col, body.get("vectors") or {})
+    doc = DocumentRecord(
+        document_id=new_id("doc_"),
+        collection_id=col.collection_id,
+        namespace_id=col.namespace_id,
+        metadata=metadata,
+        fields=fields,
+        vectors=vectors,
+        source_type=str(fields.pop("source_type", None) or "direct_upsert"),
+    )
+    return write_documents(stores, col, [doc])[0]
+
+
+def get_document(stores: Stores, *, col: CollectionRecord, document_id: str) -> DocumentRecord:
+    doc = stores.metadata.get_document(col.collection_id, document_id)
+    if doc is None:
+        raise NotFound("document", document_id, collection_id=col.collection_id)
+    return doc
+
+
+def patch_document(
+    stores: Stores, *, col: CollectionRecord, document_id: str, body: dict[str, Any]
+) -> DocumentRecord:
+    doc = get_document(stores, col=col, document_id=document_id)
+    patch_fields, patch_meta = _split_body(stores, body)
+    fields = dict(doc.fields)
+    for key, value in patch_fields.items():
+        if value is None:
+            fields.pop(key, None)
+        else:
+            fields[key] = value
+    metadata = dict(doc.metadata)
+    for key, value in patch_meta.items():
+        if value is None:
+            metadata.pop(key, None)
+        else:
+            metadata[key] = value
+    vectors = dict(doc.vectors)
+    vectors.update(validate_vectors(col, body.get("vectors") or {}))
+    updated = doc.model_copy(
+        update={"fields": fields, "metadata": metadata, "vectors": vectors, "updated_at": utc_now()}
+    )
+    if source_text(col, updated) != source_text(col, doc):
+        # The embedded text changed: drop inferred vectors so they are recomputed.
+        for spec in col.vector_indexes:
+            if spec.inference_name is not None and spec.name not in (body.get("vectors") or {}):
+                updated.vectors.pop(spec.name, None)
+    return write_documents(stores, col, [updated])[0]
+
+
+def delete_document(stores: Stores, *, col: CollectionRecord, document_id: str) -> None:
+    with collection_write_lock(col.collection_id):
+        if stores.metadata.delete_documents(col.collection_id, [document_id]) == 0:
+            raise NotFound("document", document_id, collection_id=col.collection_id)
+        stores.index.delete(col.collection_id, [document_id])
+
+
+def byo_document(col: CollectionRecord, stores: Stores, raw: dict[str, Any]) -> DocumentRecord:
+    document_id = raw.get("document_id")
+    if not isinstance(document_id, str) or not document_id:
+        raise ValidationFailed("Every document needs a non-empty string document_id")
+    payload = raw.get("payload") or {}
+    metadata = raw.get("metadata") or {}
+    if not isinstance(payload, dict) or not isinstance(metadata, dict):
+        raise ValidationFailed(f"Document '{document_id}': payload and metadata must be objects")
+    fields, _ = _split_body(stores, payload)
+    _check_text_sizes(stores, metadata, "metadata.")
+    vectors = raw.get("vectors")
+    if not isinstance(vectors, dict) or not vectors:
+        raise ValidationFailed(f"Document '{document_id}' needs a non-empty vectors object")
+    try:
+        checked = validate_vectors(col, vectors)
+    except ValidationFailed as exc:
+        exc.details["document_id"] = document_id
+        exc.message = f"Document '{document_id}': {exc.message}"
+        raise
+    return DocumentRecord(
+        document_id=document_id,
+        collection_id=col.collection_id,
+        namespace_id=col.namespace_id,
+        metadata=metadata,
+        fields=fields,
+        vectors=checked,
+        source_type=str(raw.get("source_type") or "direct_upsert"),
+    )
+
+
+def replay_into_index(stores: Stores, col: CollectionRecord) -> int:
+    """Apply source-of-truth writes the index missed (a crash between commit and index)."""
+    stores.index.ensure_collection(col)
+    applied = 0
+    with collection_write_lock(col.collection_id):
+        watermark = stores.index.max_seq(col.collection_id)
+        while True:
+            changes = stores.metadata.changes_since(col.collection_id, watermark, limit=1000)
+            if not changes:
+                return applied
+            live = [d for d in changes if not d.deleted]
+            gone = [d.document_id for d in changes if d.deleted]
+            stores.index.delete(col.collection_id, gone)
+            stores.index.upsert(
+                col.collection_id,
+                [
+                    IndexPoint(d.document_id, d.seq, d.vectors, document_payload(col, d))
+                    for d in live
+                ],
+            )
+            applied += len(changes)
+            watermark = changes[-1].seq

@@ -1,0 +1,135 @@
+"""Namespaces: create, resolve, update, delete (cascading)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy.exc
+
+from stagewise.domain.records import NamespaceRecord
+from stagewise.errors import Conflict, NotFound, ValidationFailed
+from stagewise.ids import new_id, utc_now
+from stagewise.services.context import Stores
+from stagewise.services.extractors import TEXT_EXTRACTOR
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{2,63}$")
+_METRICS = {"cosine", "euclidean", "dot_product", "dot"}
+
+
+def validate_name(name: str, *, kind: str, max_len: int) -> None:
+    if not (3 <= len(name) <= max_len) or not NAME_PATTERN.match(name[:64]):
+        raise ValidationFailed(
+            f"{kind} name '{name}' is invalid: use 3-{max_len} letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit",
+            code="invalid_name",
+            field=f"{kind.lower()}_name",
+        )
+
+
+def _extractors(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    out = []
+    for item in raw or []:
+        name, version = item["feature_extractor_name"], item["version"]
+        out.append(
+            {
+                "feature_extractor_name": name,
+                "version": version,
+                "params": item.get("params") or {},
+                "feature_extractor_id": f"{name}_{version}",
+            }
+        )
+    return out
+
+
+def _vector_configs(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    out = []
+    for item in raw or []:
+        metric = item.get("metric") or "cosine"
+        if metric not in _METRICS:
+            raise ValidationFailed(f"vector_configs metric '{metric}' is not one of {_METRICS}")
+        out.append({"name": item["name"], "dimension": int(item["dimension"]), "metric": metric})
+    return out
+
+
+def create_namespace(stores: Stores, *, body: dict[str, Any]) -> NamespaceRecord:
+    name = body["namespace_name"]
+    validate_name(name, kind="Namespace", max_len=64)
+    extractors = _extractors(body.get("feature_extractors"))
+    for feature in body.get("features") or []:
+        fe_name, _, version = str(feature).partition("@")
+        extractors.append(
+            {
+                "feature_extractor_name": fe_name,
+                "version": version or "v1",
+                "params": {},
+                "feature_extractor_id": f"{fe_name}_{version or 'v1'}",
+            }
+        )
+    vector_configs = _vector_configs(body.get("vector_configs"))
+    if not extractors and not vector_configs:
+        extractors = _extractors([{"feature_extractor_name": TEXT_EXTRACTOR, "version": "v1"}])
+    mode = body.get("mode") or "managed"
+    if vector_configs and not extractors:
+        mode = "standalone"
+    record = NamespaceRecord(
+        namespace_id=body.get("namespace_id") or new_id("ns_"),
+        namespace_name=name,
+        description=body.get("description"),
+        mode=mode,
+        feature_extractors=list({e["feature_extractor_id"]: e for e in extractors}.values()),
+        payload_indexes=body.get("payload_indexes") or [],
+        vector_configs=vector_configs,
+    )
+    if stores.metadata.get_namespace(name) is not None:
+        raise Conflict(f"Namespace name '{name}' is already taken", code="namespace_name_taken")
+    try:
+        stores.metadata.create_namespace(record)
+    except sqlalchemy.exc.IntegrityError as exc:
+        raise Conflict(
+            f"Namespace '{name}' or id '{record.namespace_id}' already exists",
+            code="namespace_name_taken",
+        ) from exc
+    return record
+
+
+def get_namespace(stores: Stores, *, identifier: str) -> NamespaceRecord:
+    ns = stores.metadata.get_namespace(identifier)
+    if ns is None:
+        raise NotFound("namespace", identifier)
+    return ns
+
+
+def update_namespace(
+    stores: Stores, *, identifier: str, body: dict[str, Any], replace: bool = False
+) -> NamespaceRecord:
+    ns = get_namespace(stores, identifier=identifier)
+    changes: dict[str, Any] = {"updated_at": utc_now()}
+    if body.get("namespace_name") is not None and body["namespace_name"] != ns.namespace_name:
+        new_name = body["namespace_name"]
+        validate_name(new_name, kind="Namespace", max_len=64)
+        if stores.metadata.get_namespace(new_name) is not None:
+            raise Conflict(
+                f"Namespace name '{new_name}' is already taken", code="namespace_name_taken"
+            )
+        changes["namespace_name"] = new_name
+    if "description" in body and (body["description"] is not None or replace):
+        changes["description"] = body["description"]
+    if body.get("feature_extractors"):
+        added = _extractors(body["feature_extractors"])
+        merged = {e["feature_extractor_id"]: e for e in [*ns.feature_extractors, *added]}
+        changes["feature_extractors"] = list(merged.values())
+    if body.get("payload_indexes") is not None:
+        changes["payload_indexes"] = body["payload_indexes"]
+    updated = ns.model_copy(update=changes)
+    stores.metadata.update_namespace(updated)
+    return updated
+
+
+def delete_namespace(stores: Stores, *, identifier: str) -> NamespaceRecord:
+    ns = get_namespace(stores, identifier=identifier)
+    collections = stores.metadata.list_collections(ns.namespace_id)
+    stores.metadata.delete_namespace(ns.namespace_id)
+    for col in collections:
+        stores.index.drop_collection(col.collection_id)
+    return ns

@@ -1,0 +1,14 @@
+"""Start-up recovery: bring every collection's index up to its source-of-truth watermark."""
+
+from __future__ import annotations
+
+from stagewise.services.context import Stores
+from stagewise.services.documents import replay_into_index
+
+
+def recover(stores: Stores) -> int:
+    replayed = 0
+    for ns in stores.metadata.list_namespaces():
+        for col in stores.metadata.list_collections(ns.namespace_id):
+            replayed += replay_into_index(stores, col)
+    return replayed

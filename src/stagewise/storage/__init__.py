@@ -1,0 +1,1 @@
+"""Storage behind small protocols: a metadata store (source of truth) and a search index."""

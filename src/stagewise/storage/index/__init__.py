@@ -1,0 +1,1 @@
+"""SearchIndex implementations over the Qdrant engine."""

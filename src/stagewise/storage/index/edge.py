@@ -1,0 +1,329 @@
+"""SearchIndex over Qdrant Edge: one in-process EdgeShard per Stagewise collection."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from qdrant_edge import (
+    BoolIndexParams,
+    CountRequest,
+    DatetimeIndexParams,
+    Direction,
+    Distance,
+    EdgeConfig,
+    EdgeShard,
+    EdgeSparseVectorParams,
+    EdgeVectorParams,
+    FacetRequest,
+    Filter,
+    FloatIndexParams,
+    GeoIndexParams,
+    HasIdCondition,
+    HnswIndexConfig,
+    IntegerIndexParams,
+    KeywordIndexParams,
+    Language,
+    OrderBy,
+    Point,
+    Query,
+    QueryBatchRequest,
+    QueryRequest,
+    ScrollRequest,
+    SearchParams,
+    SnowballLanguage,
+    SnowballParams,
+    TextIndexParams,
+    TextQuery,
+    TokenizerType,
+    UpdateOperation,
+)
+
+from stagewise.domain.filters import matches, parse_filter
+from stagewise.domain.records import CollectionRecord
+from stagewise.ids import point_id
+from stagewise.storage.index.payload import SEQ_FIELD, TEXT_FIELD
+from stagewise.storage.index.qdrant_filter import compile_filter
+from stagewise.storage.protocols import IndexPoint, ScoredHit, SearchRequest
+
+_INDEX_KINDS: dict[str, Any] = {
+    "keyword": KeywordIndexParams,
+    "integer": lambda: IntegerIndexParams(lookup=True, range=True),
+    "float": FloatIndexParams,
+    "bool": BoolIndexParams,
+    "geo": GeoIndexParams,
+    "datetime": DatetimeIndexParams,
+    "text": lambda: TextIndexParams(
+        tokenizer=TokenizerType.Word,
+        lowercase=True,
+        phrase_matching=True,
+        stemmer=SnowballParams(SnowballLanguage.English),
+    ),
+}
+_DISTANCES = {"cosine": Distance.Cosine, "dot": Distance.Dot, "euclidean": Distance.Euclid}
+_SCROLL_PAGE = 1000
+
+
+def bm25_text_index() -> TextIndexParams:
+    """Word tokens, lower-cased, English stop words, Snowball stemming, BM25 scoring."""
+    return TextIndexParams(
+        tokenizer=TokenizerType.Word,
+        lowercase=True,
+        stopwords=Language.English,
+        stemmer=SnowballParams(SnowballLanguage.English),
+        phrase_matching=True,
+        scoring=True,
+    )
+
+
+class EdgeSearchIndex:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._shards: dict[str, EdgeShard] = {}
+        self._locks: dict[str, threading.RLock] = {}
+        self._guard = threading.Lock()
+
+    # ---- lifecycle
+    def close(self) -> None:
+        with self._guard:
+            for shard in self._shards.values():
+                shard.close()
+            self._shards.clear()
+
+    def _path(self, collection_id: str) -> Path:
+        return self.root / collection_id
+
+    def _lock(self, collection_id: str) -> threading.RLock:
+        with self._guard:
+            return self._locks.setdefault(collection_id, threading.RLock())
+
+    def shard(self, collection_id: str) -> EdgeShard:
+        shard = self._shards.get(collection_id)
+        if shard is None:
+            with self._lock(collection_id):
+                shard = self._shards.get(collection_id)
+                if shard is None:
+                    path = self._path(collection_id)
+                    if not path.exists():
+                        raise KeyError(collection_id)
+                    shard = EdgeShard.load(str(path))
+                    self._shards[collection_id] = shard
+        return shard
+
+    def ensure_collection(self, collection: CollectionRecord) -> None:
+        cid = collection.collection_id
+        with self._lock(cid):
+            if cid in self._shards:
+                return
+            path = self._path(cid)
+            if path.exists():
+                self._shards[cid] = EdgeShard.load(str(path))
+                return
+            vectors = {
+                spec.name: EdgeVectorParams(
+                    size=spec.dimensions, distance=_DISTANCES[spec.distance]
+                )
+                for spec in collection.vector_indexes
+            }
+            config = EdgeConfig(
+                vectors=vectors,
+                # Qdrant needs one vector config; a sparse slot lets text-only collections exist.
+                sparse_vectors={"_sparse": EdgeSparseVectorParams()},
+                hnsw_config=HnswIndexConfig(m=16, ef_construct=128, full_scan_threshold=10_000),
+            )
+            shard = EdgeShard.create(str(path), config)
+            shard.update(
+                UpdateOperation.create_field_index(
+                    SEQ_FIELD, IntegerIndexParams(lookup=False, range=True)
+                )
+            )
+            shard.update(UpdateOperation.create_field_index("document_id", KeywordIndexParams()))
+            shard.update(UpdateOperation.create_field_index(TEXT_FIELD, bm25_text_index()))
+            self._shards[cid] = shard
+
+    def drop_collection(self, collection_id: str) -> None:
+        with self._lock(collection_id):
+            shard = self._shards.pop(collection_id, None)
+            if shard is not None:
+                shard.close()
+            shutil.rmtree(self._path(collection_id), ignore_errors=True)
+
+    # ---- writes
+    def upsert(self, collection_id: str, points: Sequence[IndexPoint]) -> None:
+        if not points:
+            return
+        shard = self.shard(collection_id)
+        batch = [
+            Point(
+                point_id(p.document_id),
+                dict(p.vectors),
+                {**p.payload, SEQ_FIELD: p.seq},
+            )
+            for p in points
+        ]
+        with self._lock(collection_id):
+            shard.update(UpdateOperation.upsert_points(batch))
+
+    def delete(self, collection_id: str, document_ids: Sequence[str]) -> None:
+        if not document_ids:
+            return
+        shard = self.shard(collection_id)
+        with self._lock(collection_id):
+            shard.update(UpdateOperation.delete_points([point_id(d) for d in document_ids]))
+
+    # ---- reads
+    def max_seq(self, collection_id: str) -> int:
+        shard = self.shard(collection_id)
+        records, _ = shard.scroll(
+            ScrollRequest(
+                limit=1,
+                with_payload=[SEQ_FIELD],
+                order_by=OrderBy(SEQ_FIELD, Direction.Desc),
+            )
+        )
+        if not records:
+            return 0
+        payload = records[0].payload or {}
+        return int(payload.get(SEQ_FIELD, 0))
+
+    def count(self, collection_id: str, flt: dict[str, Any] | None = None) -> int:
+        node = parse_filter(flt) if flt else None
+        if node is None:
+            return int(self.shard(collection_id).count(CountRequest(exact=True)))
+        return sum(1 for _ in self.filter_ids(collection_id, flt or {}))
+
+    def filter_ids(self, collection_id: str, flt: dict[str, Any]) -> Iterator[str]:
+        """Document ids matching a LogicalOperator filter, exactly."""
+        node = parse_filter(flt)
+        compiled = compile_filter(node) if node is not None else None
+        return self._scan(collection_id, compiled)
+
+    def _scan(self, collection_id: str, compiled: Any) -> Iterator[str]:
+        shard = self.shard(collection_id)
+        offset: Any = None
+        want_payload: Any = True if compiled is not None and compiled.residual else ["document_id"]
+        while True:
+            records, offset = shard.scroll(
+                ScrollRequest(
+                    offset=offset,
+                    limit=_SCROLL_PAGE,
+                    filter=compiled.qdrant if compiled else None,
+                    with_payload=want_payload,
+                )
+            )
+            for rec in records:
+                payload = rec.payload or {}
+                residual = compiled.residual if compiled is not None else None
+                if residual is not None and not matches(residual, payload):
+                    continue
+                yield str(payload["document_id"])
+            if offset is None:
+                return
+
+    def engine_filter(self, collection_id: str, flt: dict[str, Any] | None) -> Filter | None:
+        """A Qdrant filter equivalent to `flt`. Parts the engine cannot evaluate exactly are
+        resolved to an id set by a payload scan, so searches under them stay exact."""
+        node = parse_filter(flt) if flt else None
+        if node is None:
+            return None
+        compiled = compile_filter(node)
+        if compiled.residual is None:
+            return compiled.qdrant
+        ids = [point_id(d) for d in self._scan(collection_id, compiled)]
+        return Filter(must=[HasIdCondition(set(ids))])
+
+    def _hits(self, points: list[Any], with_vectors: bool) -> list[ScoredHit]:
+        out = []
+        for p in points:
+            payload = p.payload or {}
+            vectors = p.vector if with_vectors and isinstance(p.vector, dict) else None
+            out.append(ScoredHit(str(payload.get("document_id")), float(p.score), payload, vectors))
+        return out
+
+    def search(self, collection_id: str, requests: list[SearchRequest]) -> list[list[ScoredHit]]:
+        """Run dense and BM25 searches in one batch; each gets its own ranked list."""
+        if not requests:
+            return []
+        shard = self.shard(collection_id)
+        batch = []
+        for req in requests:
+            flt = self.engine_filter(collection_id, req.filter)
+            query: Any
+            if req.text is not None:
+                query = TextQuery(TEXT_FIELD, req.text)
+            else:
+                query = Query.Nearest(list(req.vector or []), using=req.vector_name)
+            batch.append(
+                QueryRequest(
+                    limit=req.limit,
+                    query=query,
+                    filter=flt,
+                    with_payload=True,
+                    with_vector=[req.vector_name]
+                    if req.with_vectors and req.vector_name
+                    else False,
+                    score_threshold=req.score_threshold,
+                    params=SearchParams(hnsw_ef=max(128, req.limit)) if req.text is None else None,
+                )
+            )
+        results = shard.query_batch(QueryBatchRequest(batch))
+        return [
+            self._hits(points, req.with_vectors)
+            for points, req in zip(results, requests, strict=True)
+        ]
+
+    def scroll(self, collection_id: str, flt: dict[str, Any] | None, limit: int) -> list[ScoredHit]:
+        """Up to `limit` documents matching a filter, unscored, in storage order."""
+        shard = self.shard(collection_id)
+        records, _ = shard.scroll(
+            ScrollRequest(
+                limit=limit, filter=self.engine_filter(collection_id, flt), with_payload=True
+            )
+        )
+        return [
+            ScoredHit(str((r.payload or {}).get("document_id")), 0.0, r.payload or {})
+            for r in records
+        ]
+
+    def vectors(
+        self, collection_id: str, document_ids: Sequence[str], vector_name: str
+    ) -> dict[str, list[float]]:
+        shard = self.shard(collection_id)
+        records = shard.retrieve(
+            [point_id(d) for d in document_ids], ["document_id"], [vector_name]
+        )
+        out: dict[str, list[float]] = {}
+        for rec in records:
+            vec = rec.vector.get(vector_name) if isinstance(rec.vector, dict) else None
+            if isinstance(vec, list):
+                out[str((rec.payload or {}).get("document_id"))] = [float(x) for x in vec]  # type: ignore[arg-type]
+        return out
+
+    def facet(
+        self, collection_id: str, key: str, limit: int, flt: dict[str, Any] | None
+    ) -> list[tuple[Any, int]]:
+        shard = self.shard(collection_id)
+        response = shard.facet(
+            FacetRequest(
+                key=key, limit=limit, exact=True, filter=self.engine_filter(collection_id, flt)
+            )
+        )
+        return [(hit.value, int(hit.count)) for hit in response.hits]
+
+    def ensure_payload_index(self, collection_id: str, field: str, kind: str) -> bool:
+        """Create a payload index if the field has none; returns True when one was created."""
+        shard = self.shard(collection_id)
+        if field in shard.info().payload_schema:
+            return False
+        schema = _INDEX_KINDS[kind]()
+        with self._lock(collection_id):
+            shard.update(UpdateOperation.create_field_index(field, schema))
+        return True
+
+    def indexed_fields(self, collection_id: str) -> dict[str, str]:
+        info = self.shard(collection_id).info()
+        return {k: str(v.data_type) for k, v in info.payload_schema.items()}

@@ -1,0 +1,417 @@
+"""Compile a parsed filter (`stagewise.domain.filters`) to a Qdrant Edge filter plus a residual.
+
+`compile_filter` splits a tree into the part Qdrant evaluates *exactly* as the reference
+evaluator `stagewise.domain.filters.matches` does, and a residual to run in Python over the
+payloads Qdrant returns. ``qdrant AND residual`` is equivalent to the original filter. AND
+groups split child by child; an OR or NOT with any residual child goes residual whole. A
+residual leaf (or OR) may still contribute a *prefilter* to the Qdrant part: a necessary
+condition, e.g. ``MatchSubstring(v)`` for ``ends_with v``. That keeps the split exact while
+narrowing what Python has to look at.
+
+What Qdrant evaluates (and the payload index each condition wants, see `index_requirements`):
+
+===========================  ==================================================  ==========
+operator                     Qdrant condition                                    index
+===========================  ==================================================  ==========
+eq/ne/in/nin (string)        MatchValue / MatchAny (``must_not`` for ne/nin)     keyword
+eq/ne/in/nin (number)        RangeFloat(gte=v, lte=v) (so 5 matches 5.0)         float
+gt/gte/lt/lte (number)       RangeFloat                                          float
+gt/gte/lt/lte (date-time)    RangeDateTime (bound normalised to UTC RFC 3339)    datetime
+starts_with                  MatchPrefix                                         keyword
+contains (number)            as eq                                               float
+exists / is_null             NOT IsEmpty / IsNull                                -
+words / phrase               MatchText / MatchPhrase, only on a text-indexed     text
+                             field (`payload_index_schema("text")`)
+geo_radius / _bounding_box   GeoRadius / GeoBoundingBox / GeoPolygon             geo
+/ _polygon
+===========================  ==================================================  ==========
+
+What goes residual: ``regex``; ``text`` (case-insensitive substring); ``ends_with`` and
+``contains`` with a string (prefiltered by MatchSubstring when case-sensitive; Qdrant cannot
+tell a list from a string, so ``contains`` cannot be exact); every string comparison when
+``case_insensitive``; boolean equality (qdrant-edge 0.9's ``MatchValue(True)`` becomes the
+integer 1: it matches ``1`` and never ``true``); ``words``/``phrase`` on a field without a
+text index (Qdrant's unindexed MatchText neither stems nor pools list elements); and any
+comparison whose field carries an index that changes Qdrant's answer (below).
+
+Index quirks of Qdrant Edge 0.9 (checked empirically; the property suite covers them):
+
+* An *integer* index answers ``MatchValue(5)`` for a stored ``5.0`` and ignores floats in
+  ranges; a *datetime* index answers numeric ranges with date-times and ignores numbers; a
+  *float* index makes every RangeDateTime fail. Numeric conditions are therefore residual on
+  integer/datetime-indexed fields, date-time ranges on float-indexed ones, and
+  `index_requirements` never asks for an integer index, nor for float and datetime on the
+  same field. Keyword, bool, geo and text indexes change no answer.
+* Without a text index, MatchText/MatchPhrase tokenise (lowercase, no stemming) each array
+  element separately; they are *not* substring matches.
+* ``Filter(should=[])`` matches everything, so an empty OR compiles to ``HasId(set())``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final, Literal, TypeAlias
+
+from qdrant_edge import (
+    FieldCondition,
+    Filter,
+    HasIdCondition,
+    HasVectorCondition,
+    IsEmptyCondition,
+    IsNullCondition,
+    MatchAny,
+    MatchPhrase,
+    MatchPrefix,
+    MatchSubstring,
+    MatchText,
+    MatchValue,
+    NestedCondition,
+    PayloadSchemaType,
+    RangeDateTime,
+    RangeFloat,
+    SnowballLanguage,
+    SnowballParams,
+    TextIndexParams,
+    TokenizerType,
+)
+from qdrant_edge import GeoBoundingBox as QGeoBoundingBox
+from qdrant_edge import GeoPoint as QGeoPoint
+from qdrant_edge import GeoPolygon as QGeoPolygon
+from qdrant_edge import GeoRadius as QGeoRadius
+
+from stagewise.domain.filters import (
+    And,
+    DateTimeBound,
+    FilterNode,
+    GeoBoundingBox,
+    GeoPoint,
+    GeoPolygon,
+    GeoRadius,
+    Leaf,
+    Not,
+    Or,
+    Scalar,
+    combine_and,
+)
+
+IndexKind = Literal["keyword", "integer", "float", "bool", "geo", "datetime", "text"]
+INDEX_KINDS: Final[tuple[str, ...]] = (
+    "keyword",
+    "integer",
+    "float",
+    "bool",
+    "geo",
+    "datetime",
+    "text",
+)
+
+Condition: TypeAlias = (
+    FieldCondition
+    | IsEmptyCondition
+    | IsNullCondition
+    | HasIdCondition
+    | HasVectorCondition
+    | NestedCondition
+    | Filter
+)
+_Needs: TypeAlias = frozenset[tuple[str, str]]
+_NONE: Final[_Needs] = frozenset()
+
+# index kinds under which a family of conditions is still answered exactly (None: no index)
+_NUMERIC_OK: Final = frozenset({None, "keyword", "float", "bool", "geo", "text"})
+_DATETIME_OK: Final = frozenset({None, "keyword", "datetime", "bool", "geo", "text"})
+_STRING_OK: Final = frozenset({None, *INDEX_KINDS})
+_GEO_OK: Final = frozenset({None, *INDEX_KINDS})
+
+
+@dataclass(frozen=True)
+class CompiledFilter:
+    """`qdrant` AND `residual` is equivalent to the compiled filter (either may be None)."""
+
+    qdrant: Filter | None
+    residual: FilterNode | None
+
+    @property
+    def exact(self) -> bool:
+        """True when Qdrant alone answers the filter."""
+        return self.residual is None
+
+
+@dataclass(frozen=True)
+class _Part:
+    exact: Condition | None  # equivalent to the node, if Qdrant can say it
+    prefilter: Condition | None = None  # else: implied by the node (a superset), if any
+    needs: _Needs = _NONE  # indexes the chosen condition wants: (field, kind)
+
+
+def _residual(prefilter: Condition | None = None, needs: _Needs = _NONE) -> _Part:
+    return _Part(None, prefilter, needs if prefilter is not None else _NONE)
+
+
+def normalize_index_kind(kind: object) -> str:
+    """'keyword', 'PayloadSchemaType.Keyword', PayloadSchemaType.Keyword -> 'keyword'."""
+    return str(kind).rsplit(".", 1)[-1].strip().lower()
+
+
+def _number_eq(key: str, value: int | float) -> FieldCondition:
+    v = float(value)
+    return FieldCondition(key, range=RangeFloat(gte=v, lte=v))
+
+
+def _qpoint(p: GeoPoint) -> QGeoPoint:
+    return QGeoPoint(lon=p.lon, lat=p.lat)
+
+
+def _compile_in(
+    key: str, values: tuple[Scalar, ...], ci: bool, kind: str | None
+) -> tuple[Condition | None, _Needs]:
+    if not values:
+        return FieldCondition(key, match=MatchAny([])), _NONE
+    strings = [v for v in values if isinstance(v, str)]
+    numbers = [v for v in values if not isinstance(v, str | bool)]
+    if any(isinstance(v, bool) for v in values):
+        return None, _NONE
+    if strings and (ci or kind not in _STRING_OK):
+        return None, _NONE
+    if numbers and kind not in _NUMERIC_OK:
+        return None, _NONE
+    conds: list[Condition] = []
+    needs: set[tuple[str, str]] = set()
+    if strings:
+        conds.append(
+            FieldCondition(
+                key, match=MatchValue(strings[0]) if len(strings) == 1 else MatchAny(strings)
+            )
+        )
+        needs.add((key, "keyword"))
+    for n in dict.fromkeys(float(x) for x in numbers):
+        conds.append(_number_eq(key, n))
+        needs.add((key, "float"))
+    cond = conds[0] if len(conds) == 1 else Filter(should=conds)
+    return cond, frozenset(needs)
+
+
+def _compile_leaf(leaf: Leaf, ci: bool, indexes: Mapping[str, str]) -> _Part:
+    key, op, value = leaf.field, leaf.operator, leaf.value
+    kind = indexes.get(key)
+    if op == "exists":
+        return _Part(Filter(must_not=[IsEmptyCondition(key)]))
+    if op == "is_null":
+        return _Part(IsNullCondition(key))
+    if op in ("ne", "nin"):
+        positive = _compile_leaf(Leaf(key, "eq" if op == "ne" else "in", value), ci, indexes)
+        if positive.exact is None:
+            return _residual()
+        return _Part(Filter(must_not=[positive.exact]), needs=positive.needs)
+    if op in ("eq", "contains") and not isinstance(value, str):
+        if isinstance(value, bool) or kind not in _NUMERIC_OK:
+            return _residual()
+        assert isinstance(value, int | float)
+        return _Part(_number_eq(key, value), needs=frozenset({(key, "float")}))
+    if op == "in":
+        assert isinstance(value, tuple)
+        cond, needs = _compile_in(key, value, ci, kind)
+        return _Part(cond, needs=needs) if cond is not None else _residual()
+    if op in ("gt", "gte", "lt", "lte"):
+        if isinstance(value, DateTimeBound):
+            if kind not in _DATETIME_OK:
+                return _residual()
+            rng_dt = RangeDateTime(**{op: value.iso})
+            return _Part(FieldCondition(key, range=rng_dt), needs=frozenset({(key, "datetime")}))
+        assert isinstance(value, int | float)
+        if kind not in _NUMERIC_OK:
+            return _residual()
+        rng = RangeFloat(**{op: float(value)})
+        return _Part(FieldCondition(key, range=rng), needs=frozenset({(key, "float")}))
+    if op in ("geo_radius", "geo_bounding_box", "geo_polygon"):
+        if kind not in _GEO_OK:
+            return _residual()
+        needs = frozenset({(key, "geo")})
+        if isinstance(value, GeoRadius):
+            geo = QGeoRadius(_qpoint(value.center), value.radius_m)
+            return _Part(FieldCondition(key, geo_radius=geo), needs=needs)
+        if isinstance(value, GeoBoundingBox):
+            box = QGeoBoundingBox(_qpoint(value.top_left), _qpoint(value.bottom_right))
+            return _Part(FieldCondition(key, geo_bounding_box=box), needs=needs)
+        assert isinstance(value, GeoPolygon)
+        poly = QGeoPolygon([_qpoint(p) for p in value.points])
+        return _Part(FieldCondition(key, geo_polygon=poly), needs=needs)
+
+    assert isinstance(value, str)
+    if op in ("words", "phrase"):
+        if kind != "text":
+            return _residual()
+        match = MatchText(value) if op == "words" else MatchPhrase(value)
+        return _Part(FieldCondition(key, match=match), needs=frozenset({(key, "text")}))
+    string_ok = not ci and kind in _STRING_OK
+    keyword = frozenset({(key, "keyword")})
+    if op == "eq":
+        if not string_ok:
+            return _residual()
+        return _Part(FieldCondition(key, match=MatchValue(value)), needs=keyword)
+    if op == "starts_with":
+        if not string_ok:
+            return _residual()
+        return _Part(FieldCondition(key, match=MatchPrefix(value)), needs=keyword)
+    if op in ("contains", "ends_with"):
+        if not string_ok or not value:
+            return _residual()
+        return _residual(FieldCondition(key, match=MatchSubstring(value)), keyword)
+    # regex, text
+    return _residual()
+
+
+def _compile(node: FilterNode, ci: bool, indexes: Mapping[str, str]) -> _Part:
+    if isinstance(node, Leaf):
+        return _compile_leaf(node, ci, indexes)
+    if isinstance(node, Not):
+        inner = _compile(node.child, ci, indexes)
+        if inner.exact is None:
+            return _residual()
+        return _Part(Filter(must_not=[inner.exact]), needs=inner.needs)
+    parts = [_compile(child, ci, indexes) for child in node.children]
+    needs = frozenset().union(*(p.needs for p in parts))
+    if isinstance(node, Or):
+        if not parts:
+            return _Part(HasIdCondition(set()))  # empty OR: false
+        if all(p.exact is not None for p in parts):
+            return _Part(_should([p.exact for p in parts]), needs=needs)
+        supersets = [p.exact if p.exact is not None else p.prefilter for p in parts]
+        if all(s is not None for s in supersets):
+            return _residual(_should(supersets), needs)
+        return _residual()
+    # And
+    if all(p.exact is not None for p in parts):
+        return _Part(_must([p.exact for p in parts]), needs=needs)
+    implied = [p.exact if p.exact is not None else p.prefilter for p in parts]
+    kept = [c for c in implied if c is not None]
+    return _residual(_must(kept) if kept else None, needs)
+
+
+def _should(conds: Iterable[Condition | None]) -> Condition:
+    items = [c for c in conds if c is not None]
+    return items[0] if len(items) == 1 else Filter(should=items)
+
+
+def _must(conds: Iterable[Condition | None]) -> Condition:
+    items = [c for c in conds if c is not None]
+    return items[0] if len(items) == 1 else Filter(must=items)
+
+
+def _top_level(
+    node: FilterNode, ci: bool, indexes: Mapping[str, str]
+) -> tuple[list[Condition], list[FilterNode], set[tuple[str, str]]]:
+    """Split the top-level AND: Qdrant conditions, residual children, index needs."""
+    children = node.children if isinstance(node, And) else (node,)
+    conds: list[Condition] = []
+    residual: list[FilterNode] = []
+    needs: set[tuple[str, str]] = set()
+    for child in children:
+        part = _compile(child, ci, indexes)
+        if part.exact is not None:
+            conds.append(part.exact)
+        else:
+            residual.append(child)
+            if part.prefilter is not None:
+                conds.append(part.prefilter)
+        needs |= part.needs
+    return conds, residual, needs
+
+
+def _normalized(indexes: Mapping[str, object] | None) -> dict[str, str]:
+    return {k: normalize_index_kind(v) for k, v in (indexes or {}).items()}
+
+
+def compile_filter(
+    node: FilterNode | None,
+    *,
+    case_insensitive: bool = False,
+    indexes: Mapping[str, object] | None = None,
+) -> CompiledFilter:
+    """Split `node` into a Qdrant filter and a Python residual (see the module doc).
+
+    `indexes` maps field paths to the payload index kinds that exist on the shard
+    (``'keyword'``, ``'text'``, ... or `PayloadSchemaType` values). Indexes matter for
+    correctness, not just speed: ``words``/``phrase`` compile to Qdrant only on fields with a
+    text index built by `payload_index_schema("text")`, and some index kinds change what a
+    range answers (module doc). Without `indexes` everything else compiles as if unindexed.
+    """
+    if node is None:
+        return CompiledFilter(None, None)
+    conds, residual, _ = _top_level(node, case_insensitive, _normalized(indexes))
+    qdrant: Filter | None
+    if not conds:
+        qdrant = None
+    elif len(conds) == 1 and isinstance(conds[0], Filter):
+        qdrant = conds[0]
+    else:
+        qdrant = Filter(must=conds)
+    return CompiledFilter(qdrant, combine_and(*residual))
+
+
+def index_requirements(
+    node: FilterNode | None, *, case_insensitive: bool = False
+) -> dict[str, str]:
+    """Payload indexes to create so that `compile_filter` pushes the most work to Qdrant.
+
+    Field -> ``'keyword'|'float'|'datetime'|'geo'|'text'``. ``'text'`` is needed for
+    correctness-preserving pushdown of ``words``/``phrase`` (create it with
+    `payload_index_schema`); the others only speed Qdrant up. One index per field: text wins,
+    then geo, then keyword; a field wanting both float and datetime gets none (each breaks the
+    other's ranges). Integer indexes are never recommended (they change numeric answers).
+    """
+    if node is None:
+        return {}
+    assume_text = {(leaf_field): "text" for leaf_field in _text_fields(node)}
+    _, _, needs = _top_level(node, case_insensitive, assume_text)
+    by_field: dict[str, set[str]] = {}
+    for f, kind in needs:
+        by_field.setdefault(f, set()).add(kind)
+    out: dict[str, str] = {}
+    for f, kinds in sorted(by_field.items()):
+        for preferred in ("text", "geo", "keyword"):
+            if preferred in kinds:
+                out[f] = preferred
+                break
+        else:
+            if kinds == {"float"}:
+                out[f] = "float"
+            elif kinds == {"datetime"}:
+                out[f] = "datetime"
+    return out
+
+
+def _text_fields(node: FilterNode) -> set[str]:
+    if isinstance(node, Leaf):
+        return {node.field} if node.operator in ("words", "phrase") else set()
+    if isinstance(node, Not):
+        return _text_fields(node.child)
+    out: set[str] = set()
+    for child in node.children:
+        out |= _text_fields(child)
+    return out
+
+
+def payload_index_schema(kind: str) -> PayloadSchemaType | TextIndexParams:
+    """The Qdrant index definition for a kind; the text index is the one the evaluator
+    mirrors (word tokenizer, lowercase, English Snowball stemmer, no stop words, phrases)."""
+    kind = normalize_index_kind(kind)
+    if kind == "text":
+        return TextIndexParams(
+            tokenizer=TokenizerType.Word,
+            lowercase=True,
+            phrase_matching=True,
+            stemmer=SnowballParams(SnowballLanguage.English),
+        )
+    schemas = {
+        "keyword": PayloadSchemaType.Keyword,
+        "integer": PayloadSchemaType.Integer,
+        "float": PayloadSchemaType.Float,
+        "bool": PayloadSchemaType.Bool,
+        "geo": PayloadSchemaType.Geo,
+        "datetime": PayloadSchemaType.Datetime,
+    }
+    if kind not in schemas:
+        raise ValueError(f"unknown payload index kind {kind!r}; expected one of {INDEX_KINDS}")
+    return schemas[kind]

@@ -1,0 +1,150 @@
+"""The storage protocols. Every backend implements one and passes the shared conformance suite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from stagewise.domain.pipeline_records import ExecutionRecord, RetrieverRecord
+from stagewise.domain.records import (
+    ApiKeyRecord,
+    CollectionRecord,
+    DocumentRecord,
+    IdempotencyRecord,
+    NamespaceRecord,
+)
+
+
+@dataclass(frozen=True)
+class DocumentPage:
+    documents: list[DocumentRecord]
+    next_after_seq: int | None
+
+
+class MetadataStore(Protocol):
+    """Source of truth for every record. Implementations must be thread-safe."""
+
+    def close(self) -> None: ...
+
+    # keys
+    def create_key(self, key: ApiKeyRecord) -> None: ...
+    def get_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None: ...
+
+    # namespaces
+    def create_namespace(self, ns: NamespaceRecord) -> None: ...
+    def get_namespace(self, identifier: str) -> NamespaceRecord | None: ...
+    def list_namespaces(self) -> list[NamespaceRecord]: ...
+    def update_namespace(self, ns: NamespaceRecord) -> None: ...
+    def delete_namespace(self, namespace_id: str) -> None: ...
+
+    # collections
+    def create_collection(self, col: CollectionRecord) -> None: ...
+    def get_collection(self, namespace_id: str, identifier: str) -> CollectionRecord | None: ...
+    def list_collections(self, namespace_id: str) -> list[CollectionRecord]: ...
+    def update_collection(self, col: CollectionRecord) -> None: ...
+    def delete_collection(self, collection_id: str) -> None: ...
+
+    # documents: every write takes a fresh, store-wide monotonic `seq`
+    def upsert_documents(self, docs: Sequence[DocumentRecord]) -> list[DocumentRecord]: ...
+    def get_document(self, collection_id: str, document_id: str) -> DocumentRecord | None: ...
+    def get_documents(
+        self, collection_id: str, document_ids: Sequence[str]
+    ) -> dict[str, DocumentRecord]: ...
+    def delete_documents(self, collection_id: str, document_ids: Sequence[str]) -> int: ...
+    def count_documents(self, collection_id: str) -> int: ...
+    def list_documents(
+        self, collection_id: str, *, after_seq: int = 0, limit: int = 100
+    ) -> DocumentPage: ...
+    def changes_since(
+        self, collection_id: str, seq: int, *, limit: int = 1000
+    ) -> list[DocumentRecord]:
+        """Live documents and tombstones with seq > `seq`, in seq order (for index replay)."""
+        ...
+
+    # retrievers and executions
+    def create_retriever(self, r: RetrieverRecord) -> None: ...
+    def get_retriever(self, namespace_id: str, identifier: str) -> RetrieverRecord | None: ...
+    def list_retrievers(self, namespace_id: str) -> list[RetrieverRecord]: ...
+    def update_retriever(self, r: RetrieverRecord) -> None: ...
+    def delete_retriever(self, retriever_id: str) -> None: ...
+    def save_execution(
+        self, x: ExecutionRecord, results: Sequence[dict[str, Any]] | None = None
+    ) -> None: ...
+    def get_execution(self, namespace_id: str, execution_id: str) -> ExecutionRecord | None: ...
+    def get_execution_results(
+        self, execution_id: str, offset: int, limit: int
+    ) -> list[dict[str, Any]]: ...
+    def list_executions(
+        self,
+        namespace_id: str,
+        *,
+        retriever_id: str | None,
+        mode: str,
+        statuses: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        descending: bool = True,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> tuple[list[ExecutionRecord], int]: ...
+
+    # idempotency of BYO upserts
+    def get_idempotency(self, namespace_id: str, key: str) -> IdempotencyRecord | None: ...
+    def put_idempotency(self, record: IdempotencyRecord) -> None: ...
+
+
+@dataclass
+class IndexPoint:
+    document_id: str
+    seq: int
+    vectors: dict[str, list[float]]
+    payload: dict[str, Any]
+
+
+@dataclass
+class ScoredHit:
+    document_id: str
+    score: float
+    payload: dict[str, Any] = field(default_factory=dict)
+    vectors: dict[str, list[float]] | None = None
+
+
+@dataclass
+class SearchRequest:
+    """One ranked search: dense (vector + vector_name) or BM25 (text)."""
+
+    limit: int
+    vector_name: str | None = None
+    vector: list[float] | None = None
+    text: str | None = None
+    filter: dict[str, Any] | None = None
+    score_threshold: float | None = None
+    with_vectors: bool = False
+
+
+class SearchIndex(Protocol):
+    """Dense vectors, BM25 and payload filters for the documents of each collection."""
+
+    def close(self) -> None: ...
+    def ensure_collection(self, collection: CollectionRecord) -> None: ...
+    def drop_collection(self, collection_id: str) -> None: ...
+    def upsert(self, collection_id: str, points: Sequence[IndexPoint]) -> None: ...
+    def delete(self, collection_id: str, document_ids: Sequence[str]) -> None: ...
+    def max_seq(self, collection_id: str) -> int: ...
+    def count(self, collection_id: str, flt: dict[str, Any] | None = None) -> int: ...
+    def filter_ids(self, collection_id: str, flt: dict[str, Any]) -> Iterator[str]: ...
+    def search(
+        self, collection_id: str, requests: list[SearchRequest]
+    ) -> list[list[ScoredHit]]: ...
+    def scroll(
+        self, collection_id: str, flt: dict[str, Any] | None, limit: int
+    ) -> list[ScoredHit]: ...
+    def vectors(
+        self, collection_id: str, document_ids: Sequence[str], vector_name: str
+    ) -> dict[str, list[float]]: ...
+    def facet(
+        self, collection_id: str, key: str, limit: int, flt: dict[str, Any] | None
+    ) -> list[tuple[Any, int]]: ...
+    def ensure_payload_index(self, collection_id: str, field: str, kind: str) -> bool: ...

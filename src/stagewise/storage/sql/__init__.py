@@ -1,0 +1,1 @@
+"""SQLAlchemy metadata store: SQLite for the embedded default, PostgreSQL for scale-out."""

@@ -1,0 +1,214 @@
+"""Retrievers and executions in SQL; mixed into SqlMetadataStore."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, RowMapping
+
+from stagewise.domain.pipeline_records import ExecutionRecord, RetrieverRecord
+from stagewise.storage.sql import tables as t
+
+_RET_COLUMNS = {"retriever_id", "namespace_id", "retriever_name", "created_at", "updated_at"}
+_EXEC_COLUMNS = {
+    "execution_id",
+    "namespace_id",
+    "retriever_id",
+    "mode",
+    "status",
+    "inputs_hash",
+    "created_at",
+    "completed_at",
+}
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    if ts is None:
+        return None
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+class PipelineTables:
+    engine: Engine
+
+    # ---- retrievers
+    @staticmethod
+    def _ret_values(r: RetrieverRecord) -> dict[str, Any]:
+        return {
+            "retriever_id": r.retriever_id,
+            "namespace_id": r.namespace_id,
+            "retriever_name": r.retriever_name,
+            "body": r.model_dump(mode="json", exclude=_RET_COLUMNS),
+            "created_at": r.created_at,
+            "updated_at": r.updated_at,
+        }
+
+    @staticmethod
+    def _ret_from_row(row: RowMapping) -> RetrieverRecord:
+        return RetrieverRecord(
+            **row["body"],
+            retriever_id=row["retriever_id"],
+            namespace_id=row["namespace_id"],
+            retriever_name=row["retriever_name"],
+            created_at=_aware(row["created_at"]),
+            updated_at=_aware(row["updated_at"]),
+        )
+
+    def create_retriever(self, r: RetrieverRecord) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(t.retrievers.insert().values(**self._ret_values(r)))
+
+    def get_retriever(self, namespace_id: str, identifier: str) -> RetrieverRecord | None:
+        c = t.retrievers.c
+        query = sa.select(t.retrievers).where(
+            c.namespace_id == namespace_id,
+            sa.or_(c.retriever_id == identifier, c.retriever_name == identifier),
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        rows = sorted(rows, key=lambda r: r["retriever_id"] != identifier)
+        return self._ret_from_row(rows[0]) if rows else None
+
+    def list_retrievers(self, namespace_id: str) -> list[RetrieverRecord]:
+        c = t.retrievers.c
+        query = (
+            sa.select(t.retrievers)
+            .where(c.namespace_id == namespace_id)
+            .order_by(c.created_at, c.retriever_id)
+        )
+        with self.engine.connect() as conn:
+            return [self._ret_from_row(r) for r in conn.execute(query).mappings()]
+
+    def update_retriever(self, r: RetrieverRecord) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.retrievers.update()
+                .where(t.retrievers.c.retriever_id == r.retriever_id)
+                .values(**self._ret_values(r))
+            )
+
+    def delete_retriever(self, retriever_id: str) -> None:
+        e = t.executions.c
+        with self.engine.begin() as conn:
+            ids = sa.select(e.execution_id).where(e.retriever_id == retriever_id)
+            conn.execute(
+                t.execution_results.delete().where(t.execution_results.c.execution_id.in_(ids))
+            )
+            conn.execute(t.executions.delete().where(e.retriever_id == retriever_id))
+            conn.execute(t.retrievers.delete().where(t.retrievers.c.retriever_id == retriever_id))
+
+    # ---- executions
+    @staticmethod
+    def _exec_values(x: ExecutionRecord) -> dict[str, Any]:
+        return {
+            "execution_id": x.execution_id,
+            "namespace_id": x.namespace_id,
+            "retriever_id": x.retriever_id,
+            "mode": x.mode,
+            "status": x.status,
+            "inputs_hash": x.inputs_hash,
+            "body": x.model_dump(mode="json", exclude=_EXEC_COLUMNS),
+            "created_at": x.created_at,
+            "completed_at": x.completed_at,
+        }
+
+    @staticmethod
+    def _exec_from_row(row: RowMapping) -> ExecutionRecord:
+        return ExecutionRecord(
+            **row["body"],
+            execution_id=row["execution_id"],
+            namespace_id=row["namespace_id"],
+            retriever_id=row["retriever_id"],
+            mode=row["mode"],
+            status=row["status"],
+            inputs_hash=row["inputs_hash"],
+            created_at=_aware(row["created_at"]),
+            completed_at=_aware(row["completed_at"]),
+        )
+
+    def save_execution(
+        self, x: ExecutionRecord, results: Sequence[dict[str, Any]] | None = None
+    ) -> None:
+        """Insert or update an execution; `results` (the ranked snapshot) replace stored ones."""
+        values = self._exec_values(x)
+        e = t.executions.c
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                t.executions.update().where(e.execution_id == x.execution_id).values(**values)
+            ).rowcount
+            if not updated:
+                conn.execute(t.executions.insert().values(**values))
+            if results is not None:
+                conn.execute(
+                    t.execution_results.delete().where(
+                        t.execution_results.c.execution_id == x.execution_id
+                    )
+                )
+                if results:
+                    conn.execute(
+                        t.execution_results.insert(),
+                        [
+                            {"execution_id": x.execution_id, "position": i, "document": doc}
+                            for i, doc in enumerate(results)
+                        ],
+                    )
+
+    def get_execution(self, namespace_id: str, execution_id: str) -> ExecutionRecord | None:
+        e = t.executions.c
+        query = sa.select(t.executions).where(
+            e.namespace_id == namespace_id, e.execution_id == execution_id
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return self._exec_from_row(row) if row is not None else None
+
+    def get_execution_results(
+        self, execution_id: str, offset: int, limit: int
+    ) -> list[dict[str, Any]]:
+        r = t.execution_results.c
+        query = (
+            sa.select(r.document)
+            .where(r.execution_id == execution_id, r.position >= offset)
+            .order_by(r.position)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [row[0] for row in conn.execute(query)]
+
+    def list_executions(
+        self,
+        namespace_id: str,
+        *,
+        retriever_id: str | None,
+        mode: str,
+        statuses: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        descending: bool = True,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> tuple[list[ExecutionRecord], int]:
+        e = t.executions.c
+        conds = [e.namespace_id == namespace_id, e.mode == mode]
+        if retriever_id is not None:
+            conds.append(e.retriever_id == retriever_id)
+        if statuses:
+            conds.append(e.status.in_(list(statuses)))
+        if since is not None:
+            conds.append(e.created_at >= since)
+        if until is not None:
+            conds.append(e.created_at <= until)
+        order = (
+            (e.created_at.desc(), e.execution_id.desc())
+            if descending
+            else (e.created_at.asc(), e.execution_id.asc())
+        )
+        query = sa.select(t.executions).where(*conds).order_by(*order).limit(limit).offset(offset)
+        count = sa.select(sa.func.count()).select_from(t.executions).where(*conds)
+        with self.engine.connect() as conn:
+            rows = [self._exec_from_row(r) for r in conn.execute(query).mappings()]
+            total = int(conn.execute(count).scalar_one())
+        return rows, total

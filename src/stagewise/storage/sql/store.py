@@ -1,0 +1,390 @@
+"""MetadataStore over SQLAlchemy Core. One implementation serves SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, RowMapping
+
+from stagewise.domain.records import (
+    ApiKeyRecord,
+    CollectionRecord,
+    DocumentRecord,
+    IdempotencyRecord,
+    NamespaceRecord,
+)
+from stagewise.storage.protocols import DocumentPage
+from stagewise.storage.sql import tables as t
+from stagewise.storage.sql.engine import make_engine
+from stagewise.storage.sql.migrate import upgrade_to_head
+from stagewise.storage.sql.pipeline_store import PipelineTables
+from stagewise.storage.sql.vectors_codec import decode_vectors, encode_vectors
+
+_NS_COLUMNS = {"namespace_id", "namespace_name", "created_at", "updated_at"}
+_COL_COLUMNS = {"collection_id", "namespace_id", "collection_name", "created_at", "updated_at"}
+
+
+def _aware(ts: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+class SqlMetadataStore(PipelineTables):
+    def __init__(self, url: str, *, engine: Engine | None = None) -> None:
+        self.url = url
+        self.engine = engine or make_engine(url)
+        upgrade_to_head(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- keys
+    def create_key(self, key: ApiKeyRecord) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(t.api_keys.insert().values(**key.model_dump()))
+
+    def get_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(sa.select(t.api_keys).where(t.api_keys.c.key_hash == key_hash))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return None
+        return ApiKeyRecord(**{**row, "created_at": _aware(row["created_at"])})
+
+    # ---- namespaces
+    @staticmethod
+    def _ns_values(ns: NamespaceRecord) -> dict[str, Any]:
+        body = ns.model_dump(mode="json", exclude=_NS_COLUMNS)
+        return {
+            "namespace_id": ns.namespace_id,
+            "namespace_name": ns.namespace_name,
+            "body": body,
+            "created_at": ns.created_at,
+            "updated_at": ns.updated_at,
+        }
+
+    @staticmethod
+    def _ns_from_row(row: RowMapping) -> NamespaceRecord:
+        return NamespaceRecord(
+            **row["body"],
+            namespace_id=row["namespace_id"],
+            namespace_name=row["namespace_name"],
+            created_at=_aware(row["created_at"]),
+            updated_at=_aware(row["updated_at"]),
+        )
+
+    def create_namespace(self, ns: NamespaceRecord) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(t.namespaces.insert().values(**self._ns_values(ns)))
+
+    def get_namespace(self, identifier: str) -> NamespaceRecord | None:
+        c = t.namespaces.c
+        query = sa.select(t.namespaces).where(
+            sa.or_(c.namespace_id == identifier, c.namespace_name == identifier)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        # An id match wins over a name that happens to look like an id.
+        rows = sorted(rows, key=lambda r: r["namespace_id"] != identifier)
+        return self._ns_from_row(rows[0]) if rows else None
+
+    def list_namespaces(self) -> list[NamespaceRecord]:
+        query = sa.select(t.namespaces).order_by(
+            t.namespaces.c.created_at, t.namespaces.c.namespace_id
+        )
+        with self.engine.connect() as conn:
+            return [self._ns_from_row(r) for r in conn.execute(query).mappings()]
+
+    def update_namespace(self, ns: NamespaceRecord) -> None:
+        values = self._ns_values(ns)
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.namespaces.update()
+                .where(t.namespaces.c.namespace_id == ns.namespace_id)
+                .values(**values)
+            )
+
+    def delete_namespace(self, namespace_id: str) -> None:
+        with self.engine.begin() as conn:
+            executions = sa.select(t.executions.c.execution_id).where(
+                t.executions.c.namespace_id == namespace_id
+            )
+            conn.execute(
+                t.execution_results.delete().where(
+                    t.execution_results.c.execution_id.in_(executions)
+                )
+            )
+            for table in (t.documents, t.collections, t.idempotency, t.executions, t.retrievers):
+                conn.execute(table.delete().where(table.c.namespace_id == namespace_id))
+            conn.execute(t.api_keys.delete().where(t.api_keys.c.namespace_id == namespace_id))
+            conn.execute(t.namespaces.delete().where(t.namespaces.c.namespace_id == namespace_id))
+
+    # ---- collections
+    @staticmethod
+    def _col_values(col: CollectionRecord) -> dict[str, Any]:
+        return {
+            "collection_id": col.collection_id,
+            "namespace_id": col.namespace_id,
+            "collection_name": col.collection_name,
+            "body": col.model_dump(mode="json", exclude=_COL_COLUMNS),
+            "created_at": col.created_at,
+            "updated_at": col.updated_at,
+        }
+
+    @staticmethod
+    def _col_from_row(row: RowMapping) -> CollectionRecord:
+        return CollectionRecord(
+            **row["body"],
+            collection_id=row["collection_id"],
+            namespace_id=row["namespace_id"],
+            collection_name=row["collection_name"],
+            created_at=_aware(row["created_at"]),
+            updated_at=_aware(row["updated_at"]),
+        )
+
+    def create_collection(self, col: CollectionRecord) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(t.collections.insert().values(**self._col_values(col)))
+
+    def get_collection(self, namespace_id: str, identifier: str) -> CollectionRecord | None:
+        c = t.collections.c
+        query = sa.select(t.collections).where(
+            c.namespace_id == namespace_id,
+            sa.or_(c.collection_id == identifier, c.collection_name == identifier),
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        rows = sorted(rows, key=lambda r: r["collection_id"] != identifier)
+        return self._col_from_row(rows[0]) if rows else None
+
+    def list_collections(self, namespace_id: str) -> list[CollectionRecord]:
+        c = t.collections.c
+        query = (
+            sa.select(t.collections)
+            .where(c.namespace_id == namespace_id)
+            .order_by(c.created_at, c.collection_id)
+        )
+        with self.engine.connect() as conn:
+            return [self._col_from_row(r) for r in conn.execute(query).mappings()]
+
+    def update_collection(self, col: CollectionRecord) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.collections.update()
+                .where(t.collections.c.collection_id == col.collection_id)
+                .values(**self._col_values(col))
+            )
+
+    def delete_collection(self, collection_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(t.documents.delete().where(t.documents.c.collection_id == collection_id))
+            conn.execute(
+                t.collections.delete().where(t.collections.c.collection_id == collection_id)
+            )
+
+    # ---- documents
+    def _next_seqs(self, conn: Connection, n: int) -> int:
+        """Reserve n sequence numbers; returns the first."""
+        updated = conn.execute(
+            t.sequences.update()
+            .where(t.sequences.c.name == "documents")
+            .values(value=t.sequences.c.value + n)
+            .returning(t.sequences.c.value)
+        ).scalar_one_or_none()
+        if updated is None:
+            conn.execute(t.sequences.insert().values(name="documents", value=n))
+            updated = n
+        return int(updated) - n + 1
+
+    @staticmethod
+    def _doc_values(doc: DocumentRecord) -> dict[str, Any]:
+        return {
+            "collection_id": doc.collection_id,
+            "document_id": doc.document_id,
+            "namespace_id": doc.namespace_id,
+            "seq": doc.seq,
+            "deleted": doc.deleted,
+            "source_type": doc.source_type,
+            "metadata": doc.metadata,
+            "fields": doc.fields,
+            "vectors": encode_vectors(doc.vectors),
+            "created_at": doc.created_at,
+            "updated_at": doc.updated_at,
+        }
+
+    @staticmethod
+    def _doc_from_row(row: RowMapping) -> DocumentRecord:
+        return DocumentRecord(
+            document_id=row["document_id"],
+            collection_id=row["collection_id"],
+            namespace_id=row["namespace_id"],
+            seq=row["seq"],
+            deleted=row["deleted"],
+            source_type=row["source_type"],
+            metadata=row["metadata"],
+            fields=row["fields"],
+            vectors=decode_vectors(row["vectors"]),
+            created_at=_aware(row["created_at"]),
+            updated_at=_aware(row["updated_at"]),
+        )
+
+    def upsert_documents(self, docs: Sequence[DocumentRecord]) -> list[DocumentRecord]:
+        if not docs:
+            return []
+        d = t.documents.c
+        out: list[DocumentRecord] = []
+        with self.engine.begin() as conn:
+            first = self._next_seqs(conn, len(docs))
+            by_collection: dict[str, list[str]] = {}
+            for doc in docs:
+                by_collection.setdefault(doc.collection_id, []).append(doc.document_id)
+            existing: dict[tuple[str, str], datetime] = {}
+            for collection_id, ids in by_collection.items():
+                for chunk_start in range(0, len(ids), 500):
+                    chunk = ids[chunk_start : chunk_start + 500]
+                    rows = conn.execute(
+                        sa.select(d.document_id, d.created_at, d.deleted).where(
+                            d.collection_id == collection_id, d.document_id.in_(chunk)
+                        )
+                    )
+                    for document_id, created_at, deleted in rows:
+                        if not deleted:
+                            existing[(collection_id, document_id)] = _aware(created_at)
+            inserts: list[dict[str, Any]] = []
+            deletes: list[tuple[str, str]] = []
+            for offset, doc in enumerate(docs):
+                key = (doc.collection_id, doc.document_id)
+                created = existing.get(key, doc.created_at)
+                stored = doc.model_copy(update={"seq": first + offset, "created_at": created})
+                out.append(stored)
+                deletes.append(key)
+                inserts.append(self._doc_values(stored))
+            for collection_id, ids in by_collection.items():
+                for chunk_start in range(0, len(ids), 500):
+                    conn.execute(
+                        t.documents.delete().where(
+                            d.collection_id == collection_id,
+                            d.document_id.in_(ids[chunk_start : chunk_start + 500]),
+                        )
+                    )
+            # A batch may name one id twice; the last write wins.
+            last: dict[tuple[str, str], dict[str, Any]] = {}
+            for values in inserts:
+                last[(values["collection_id"], values["document_id"])] = values
+            conn.execute(t.documents.insert(), list(last.values()))
+        return out
+
+    def get_document(self, collection_id: str, document_id: str) -> DocumentRecord | None:
+        return self.get_documents(collection_id, [document_id]).get(document_id)
+
+    def get_documents(
+        self, collection_id: str, document_ids: Sequence[str]
+    ) -> dict[str, DocumentRecord]:
+        d = t.documents.c
+        out: dict[str, DocumentRecord] = {}
+        ids = list(dict.fromkeys(document_ids))
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                query = sa.select(t.documents).where(
+                    d.collection_id == collection_id,
+                    d.document_id.in_(ids[start : start + 500]),
+                    d.deleted.is_(False),
+                )
+                for row in conn.execute(query).mappings():
+                    out[row["document_id"]] = self._doc_from_row(row)
+        return out
+
+    def delete_documents(self, collection_id: str, document_ids: Sequence[str]) -> int:
+        """Deletes leave a tombstone with a fresh seq, so the index replay can see them."""
+        d = t.documents.c
+        ids = list(dict.fromkeys(document_ids))
+        if not ids:
+            return 0
+        with self.engine.begin() as conn:
+            live = [
+                r[0]
+                for r in conn.execute(
+                    sa.select(d.document_id).where(
+                        d.collection_id == collection_id,
+                        d.document_id.in_(ids),
+                        d.deleted.is_(False),
+                    )
+                )
+            ]
+            if not live:
+                return 0
+            first = self._next_seqs(conn, len(live))
+            now = datetime.now(UTC)
+            for offset, document_id in enumerate(live):
+                conn.execute(
+                    t.documents.update()
+                    .where(d.collection_id == collection_id, d.document_id == document_id)
+                    .values(
+                        deleted=True,
+                        seq=first + offset,
+                        vectors=None,
+                        metadata={},
+                        fields={},
+                        updated_at=now,
+                    )
+                )
+        return len(live)
+
+    def count_documents(self, collection_id: str) -> int:
+        d = t.documents.c
+        query = (
+            sa.select(sa.func.count())
+            .select_from(t.documents)
+            .where(d.collection_id == collection_id, d.deleted.is_(False))
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def list_documents(
+        self, collection_id: str, *, after_seq: int = 0, limit: int = 100
+    ) -> DocumentPage:
+        d = t.documents.c
+        query = (
+            sa.select(t.documents)
+            .where(d.collection_id == collection_id, d.deleted.is_(False), d.seq > after_seq)
+            .order_by(d.seq)
+            .limit(limit + 1)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        docs = [self._doc_from_row(r) for r in rows[:limit]]
+        next_after = docs[-1].seq if len(rows) > limit and docs else None
+        return DocumentPage(documents=docs, next_after_seq=next_after)
+
+    def changes_since(
+        self, collection_id: str, seq: int, *, limit: int = 1000
+    ) -> list[DocumentRecord]:
+        d = t.documents.c
+        query = (
+            sa.select(t.documents)
+            .where(d.collection_id == collection_id, d.seq > seq)
+            .order_by(d.seq)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [self._doc_from_row(r) for r in conn.execute(query).mappings()]
+
+    # ---- idempotency
+    def get_idempotency(self, namespace_id: str, key: str) -> IdempotencyRecord | None:
+        i = t.idempotency.c
+        query = sa.select(t.idempotency).where(i.namespace_id == namespace_id, i.key == key)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            return None
+        return IdempotencyRecord(**{**row, "created_at": _aware(row["created_at"])})
+
+    def put_idempotency(self, record: IdempotencyRecord) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(t.idempotency.insert().values(**record.model_dump()))

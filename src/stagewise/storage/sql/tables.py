@@ -1,0 +1,123 @@
+"""Table definitions. Alembic migrations under migrations/ create them; keep both in step."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("key_hash", String(128), nullable=False, unique=True),
+    Column("name", String(255), nullable=False, default=""),
+    Column("namespace_id", String(64), nullable=True),
+    Column("read_only", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+namespaces = Table(
+    "namespaces",
+    metadata,
+    Column("namespace_id", String(64), primary_key=True),
+    Column("namespace_name", String(64), nullable=False, unique=True),
+    Column("body", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+collections = Table(
+    "collections",
+    metadata,
+    Column("collection_id", String(64), primary_key=True),
+    Column("namespace_id", String(64), nullable=False, index=True),
+    Column("collection_name", String(128), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("namespace_id", "collection_name", name="uq_collection_name"),
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("collection_id", String(64), primary_key=True),
+    Column("document_id", String(255), primary_key=True),
+    Column("namespace_id", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("source_type", String(32), nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("fields", JSON, nullable=False),
+    Column("vectors", LargeBinary, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_documents_collection_seq", "collection_id", "seq"),
+)
+
+# One row per counter; writers bump it inside their transaction, which serialises them.
+sequences = Table(
+    "sequences",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+idempotency = Table(
+    "idempotency_keys",
+    metadata,
+    Column("namespace_id", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(128), nullable=False),
+    Column("response", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+retrievers = Table(
+    "retrievers",
+    metadata,
+    Column("retriever_id", String(64), primary_key=True),
+    Column("namespace_id", String(64), nullable=False, index=True),
+    Column("retriever_name", String(255), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("namespace_id", "retriever_name", name="uq_retriever_name"),
+)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("execution_id", String(64), primary_key=True),
+    Column("namespace_id", String(64), nullable=False),
+    Column("retriever_id", String(64), nullable=True),
+    Column("mode", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("inputs_hash", String(64), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True), nullable=True),
+    Index("ix_executions_scope", "namespace_id", "retriever_id", "created_at"),
+)
+
+execution_results = Table(
+    "execution_results",
+    metadata,
+    Column("execution_id", String(64), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("document", JSON, nullable=False),
+)
