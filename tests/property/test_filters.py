@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from qdrant_edge import (
     Distance,
@@ -30,7 +30,15 @@ from qdrant_edge import (
     UpdateOperation,
 )
 
-from stagewise.domain.filters import FilterNode, Or, iter_leaves, matches, parse_filter
+from stagewise.domain.filters import (
+    FilterNode,
+    GeoPoint,
+    Or,
+    haversine_m,
+    iter_leaves,
+    matches,
+    parse_filter,
+)
 from stagewise.ids import point_id
 from stagewise.storage.index.qdrant_filter import (
     compile_filter,
@@ -104,9 +112,9 @@ def make_documents(n: int = 60, seed: int = 20240601) -> list[dict[str, Any]]:
             "tags": _maybe(
                 rng,
                 rng.sample(TAGS, rng.randint(0, 4)),
-                [_MISSING, [], [None, "a"], "a", None, [["a"]], ["a", 1]],
+                [_MISSING, [], [None, "a"], [None], "a", None, [["a"]], ["a", 1]],
             ),
-            "flag": _maybe(rng, rng.random() < 0.5, [_MISSING, None, 1, 0, "true", [True]]),
+            "flag": _maybe(rng, rng.random() < 0.5, [_MISSING, None, 1, 0, "true", [True], [None]]),
             "when": _maybe(rng, _when(rng), [_MISSING, None, 1704067200, [_when(rng), _when(rng)]]),
             "loc": _maybe(
                 rng,
@@ -229,18 +237,17 @@ def geo_values(draw: st.DrawFn, op: str) -> dict[str, Any]:
             "top_left": {"lat": min(lat + height, 90), "lon": lon},
             "bottom_right": {"lat": lat, "lon": right},
         }
-    n = draw(st.integers(3, 6))
+    steps = draw(st.lists(st.integers(0, 12), min_size=3, max_size=6, unique=True))
     radius = draw(st.floats(5, 60))
-    angles = sorted(draw(st.lists(st.floats(0, 6.28), min_size=n, max_size=n, unique=True)))
-    return {
-        "points": [
-            {
-                "lat": max(-89.0, min(89.0, lat + radius * math.sin(a))),
-                "lon": max(-179.0, min(179.0, lon + radius * math.cos(a))),
-            }
-            for a in angles
-        ]
-    }
+    points = [
+        {
+            "lat": max(-89.0, min(89.0, lat + radius * math.sin(k / 2))),
+            "lon": max(-179.0, min(179.0, lon + radius * math.cos(k / 2))),
+        }
+        for k in sorted(steps)
+    ]
+    assume(len({(p["lat"], p["lon"]) for p in points}) >= 3)
+    return {"points": points}
 
 
 @st.composite
@@ -606,3 +613,187 @@ def test_every_operator_on_every_shard(shards: dict[str, Shard]) -> None:
             expected = reference_ids(node, ci)
             for name, s in shards.items():
                 assert engine_ids(s, node, ci) == expected, (name, case, ci)
+
+
+# ---------------------------------------------------------------------------------------------
+# the reference semantics itself (residual-only operators never meet Qdrant above)
+
+P: dict[str, Any] = {
+    "title": "The quick brown Fox jumps",
+    "n": 5,
+    "f": 5.0,
+    "s5": "5",
+    "flag": True,
+    "one": 1,
+    "nil": None,
+    "empty": [],
+    "nils": [None],
+    "obj": {},
+    "tags": ["a", "Beta", "gamma-ray"],
+    "notes": ["quick brown", "fox jumps", "the runners running"],
+    "when": "2024-01-02T00:00:00+02:00",
+    "loc": {"lat": 10.0, "lon": 179.5},
+    "items": [{"sku": "A-1", "qty": 2}, {"sku": "B-2", "qty": 7}],
+    "meta": {"deep": {"x": "y"}, "a b": 3},
+}
+
+SEMANTICS: list[tuple[dict[str, Any], bool, bool]] = [
+    # (filter, case_insensitive, expected)
+    ({"field": "missing", "operator": "eq", "value": 1}, False, False),
+    ({"field": "missing", "operator": "ne", "value": 1}, False, True),
+    ({"field": "missing", "operator": "nin", "value": [1]}, False, True),
+    ({"field": "missing", "operator": "gt", "value": 0}, False, False),
+    ({"field": "missing", "operator": "exists"}, False, False),
+    ({"field": "missing", "operator": "is_null"}, False, False),
+    ({"field": "nil", "operator": "exists"}, False, False),
+    ({"field": "nil", "operator": "is_null"}, False, True),
+    ({"field": "nil", "operator": "ne", "value": "x"}, False, True),
+    ({"nil": None}, False, True),
+    ({"field": "empty", "operator": "exists"}, False, False),
+    ({"field": "empty", "operator": "is_null"}, False, False),
+    ({"field": "nils", "operator": "exists"}, False, True),
+    ({"field": "nils", "operator": "is_null"}, False, True),
+    ({"field": "obj", "operator": "exists"}, False, True),
+    ({"field": "title", "operator": "exists", "value": False}, False, False),
+    ({"field": "tags", "operator": "eq", "value": "a"}, False, True),
+    ({"field": "tags", "operator": "ne", "value": "a"}, False, False),
+    ({"field": "tags", "operator": "in", "value": ["x", "Beta"]}, False, True),
+    ({"field": "tags", "operator": "nin", "value": ["x", "Beta"]}, False, False),
+    ({"field": "tags", "operator": "eq", "value": "beta"}, False, False),
+    ({"field": "tags", "operator": "eq", "value": "beta"}, True, True),
+    ({"field": "tags", "operator": "contains", "value": "gamma-ray"}, False, True),
+    ({"field": "tags", "operator": "contains", "value": "gam"}, False, False),
+    ({"field": "title", "operator": "contains", "value": "brown F"}, False, True),
+    ({"field": "title", "operator": "contains", "value": "brown f"}, False, False),
+    ({"field": "title", "operator": "contains", "value": "brown f"}, True, True),
+    ({"field": "tags", "operator": "starts_with", "value": "gam"}, False, True),
+    ({"field": "tags", "operator": "ends_with", "value": "ray"}, False, True),
+    ({"field": "title", "operator": "ends_with", "value": "JUMPS"}, True, True),
+    ({"field": "title", "operator": "regex", "value": "^the"}, False, False),
+    ({"field": "title", "operator": "regex", "value": "^the"}, True, True),
+    ({"field": "title", "operator": "text", "value": "BROWN fox"}, False, True),
+    ({"field": "n", "operator": "eq", "value": 5.0}, False, True),
+    ({"field": "f", "operator": "eq", "value": 5}, False, True),
+    ({"field": "s5", "operator": "eq", "value": 5}, False, False),
+    ({"field": "n", "operator": "eq", "value": "5"}, False, False),
+    ({"field": "flag", "operator": "eq", "value": 1}, False, False),
+    ({"field": "one", "operator": "eq", "value": True}, False, False),
+    ({"field": "flag", "operator": "eq", "value": True}, False, True),
+    ({"field": "flag", "operator": "in", "value": [1, "true"]}, False, False),
+    ({"field": "n", "operator": "contains", "value": 5}, False, True),
+    ({"field": "s5", "operator": "gt", "value": 1}, False, False),
+    ({"field": "when", "operator": "lt", "value": "2024-01-02"}, False, True),
+    ({"field": "when", "operator": "gte", "value": "2024-01-01T22:00:00Z"}, False, True),
+    ({"field": "when", "operator": "gt", "value": "2024-01-01T22:00:00Z"}, False, False),
+    ({"field": "n", "operator": "gt", "value": "2000-01-01"}, False, False),
+    ({"field": "title", "operator": "words", "value": "jumping foxes"}, False, True),
+    ({"field": "title", "operator": "words", "value": "fox cat"}, False, False),
+    ({"field": "notes", "operator": "words", "value": "quick jumps"}, False, True),
+    ({"field": "notes", "operator": "phrase", "value": "fox jump"}, False, True),
+    ({"field": "notes", "operator": "phrase", "value": "brown fox"}, False, False),
+    ({"field": "notes", "operator": "phrase", "value": "runner runs"}, False, True),
+    ({"field": "title", "operator": "phrase", "value": "fox brown"}, False, False),
+    ({"field": "items[].sku", "operator": "eq", "value": "B-2"}, False, True),
+    ({"field": "items.sku", "operator": "eq", "value": "B-2"}, False, False),
+    ({"field": "items[].qty", "operator": "gt", "value": 6}, False, True),
+    ({"field": "meta.deep.x", "operator": "eq", "value": "y"}, False, True),
+    ({"field": 'meta."a b"', "operator": "eq", "value": 3}, False, True),
+    (
+        {
+            "field": "loc",
+            "operator": "geo_radius",
+            "value": {"lat": 10, "lon": -179.5, "radius_m": 2e5},
+        },
+        False,
+        True,
+    ),
+    (
+        {
+            "field": "loc",
+            "operator": "geo_bounding_box",
+            "value": {"top_left": {"lat": 20, "lon": 170}, "bottom_right": {"lat": 0, "lon": -170}},
+        },
+        False,
+        True,
+    ),
+    (
+        {
+            "field": "loc",
+            "operator": "geo_bounding_box",
+            "value": {"top_left": {"lat": 20, "lon": -170}, "bottom_right": {"lat": 0, "lon": 170}},
+        },
+        False,
+        False,
+    ),
+    (
+        {
+            "field": "loc",
+            "operator": "geo_polygon",
+            "value": {
+                "points": [
+                    {"lat": 0, "lon": 170},
+                    {"lat": 20, "lon": 170},
+                    {"lat": 20, "lon": 180},
+                    {"lat": 0, "lon": 180},
+                ]
+            },
+        },
+        False,
+        True,
+    ),
+    ({"NOT": [{"tags": "a"}, {"n": 6}]}, False, False),
+    ({"NOT": [{"tags": "x"}, {"n": 6}]}, False, True),
+    ({"OR": [{"tags": "x"}, {"n": 5}], "AND": [{"flag": True}]}, False, True),
+]
+
+
+@pytest.mark.parametrize(("raw", "ci", "expected"), SEMANTICS)
+def test_reference_semantics(raw: dict[str, Any], ci: bool, expected: bool) -> None:
+    node = parse_filter(raw)
+    assert node is not None
+    assert matches(node, P, case_insensitive=ci) is expected
+
+
+@pytest.mark.parametrize("indexed", [True, False])
+def test_geo_radius_boundary_agrees_with_qdrant(tmp_path: Path, indexed: bool) -> None:
+    """Radii a hair above and below each point's distance: the haversine constants match."""
+    rng = random.Random(3)
+    points = [{"lat": rng.uniform(-70, 70), "lon": rng.uniform(-179, 179)} for _ in range(30)]
+    docs = [{"document_id": f"g{i}", "loc": p} for i, p in enumerate(points)]
+    shard = EdgeShard.create(
+        str(tmp_path / "geo"),
+        EdgeConfig(vectors={"v": EdgeVectorParams(size=4, distance=Distance.Cosine)}),
+    )
+    try:
+        if indexed:
+            shard.update(UpdateOperation.create_field_index("loc", payload_index_schema("geo")))
+        shard.update(
+            UpdateOperation.upsert_points(
+                [Point(point_id(d["document_id"]), {"v": [1.0, 0, 0, 0]}, d) for d in docs]
+            )
+        )
+        center = {"lat": 12.5, "lon": -33.25}
+        indexes = {"loc": "geo"} if indexed else {}
+        for p in points[:10]:
+            d = haversine_m(GeoPoint(center["lat"], center["lon"]), GeoPoint(p["lat"], p["lon"]))
+            for radius in (d * (1 + 1e-9), d * (1 - 1e-9)):
+                raw = {
+                    "field": "loc",
+                    "operator": "geo_radius",
+                    "value": {**center, "radius_m": radius},
+                }
+                node = parse_filter(raw)
+                assert node is not None
+                compiled = compile_filter(node, indexes=indexes)
+                records, _ = shard.scroll(
+                    ScrollRequest(limit=100, filter=compiled.qdrant, with_payload=True)
+                )
+                engine = {r.payload["document_id"] for r in records if r.payload}
+                if indexed:
+                    assert compiled.exact
+                reference = {doc["document_id"] for doc in docs if matches(node, doc)}
+                assert engine >= reference
+                if compiled.exact:
+                    assert engine == reference
+    finally:
+        shard.close()

@@ -113,6 +113,8 @@ class StageContext:
     stage_outputs: dict[str, list[Candidate]] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
     request_filters: dict[str, Any] | None = None
+    # This stage's pre_filters (rendered) AND-ed with the request's filters.
+    stage_filter: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     on_progress: Callable[[], None] | None = None
 

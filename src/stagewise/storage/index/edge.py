@@ -224,13 +224,15 @@ class EdgeSearchIndex:
             if offset is None:
                 return
 
-    def engine_filter(self, collection_id: str, flt: dict[str, Any] | None) -> Filter | None:
+    def engine_filter(
+        self, collection_id: str, flt: dict[str, Any] | None, case_insensitive: bool = False
+    ) -> Filter | None:
         """A Qdrant filter equivalent to `flt`. Parts the engine cannot evaluate exactly are
         resolved to an id set by a payload scan, so searches under them stay exact."""
         node = parse_filter(flt) if flt else None
         if node is None:
             return None
-        compiled = compile_filter(node)
+        compiled = compile_filter(node, case_insensitive=case_insensitive)
         if compiled.residual is None:
             return compiled.qdrant
         ids = [point_id(d) for d in self._scan(collection_id, compiled)]
@@ -276,14 +278,18 @@ class EdgeSearchIndex:
             for points, req in zip(results, requests, strict=True)
         ]
 
-    def scroll(self, collection_id: str, flt: dict[str, Any] | None, limit: int) -> list[ScoredHit]:
+    def scroll(
+        self,
+        collection_id: str,
+        flt: dict[str, Any] | None,
+        limit: int,
+        *,
+        case_insensitive: bool = False,
+    ) -> list[ScoredHit]:
         """Up to `limit` documents matching a filter, unscored, in storage order."""
         shard = self.shard(collection_id)
-        records, _ = shard.scroll(
-            ScrollRequest(
-                limit=limit, filter=self.engine_filter(collection_id, flt), with_payload=True
-            )
-        )
+        flt_engine = self.engine_filter(collection_id, flt, case_insensitive)
+        records, _ = shard.scroll(ScrollRequest(limit=limit, filter=flt_engine, with_payload=True))
         return [
             ScoredHit(str((r.payload or {}).get("document_id")), 0.0, r.payload or {})
             for r in records

@@ -22,8 +22,8 @@ contains (number)            as eq                                              
 exists / is_null             NOT IsEmpty / IsNull                                -
 words / phrase               MatchText / MatchPhrase, only on a text-indexed     text
                              field (`payload_index_schema("text")`)
-geo_radius / _bounding_box   GeoRadius / GeoBoundingBox / GeoPolygon             geo
-/ _polygon
+geo_radius / _bounding_box   GeoRadius / GeoBoundingBox / GeoPolygon; exact      geo
+/ _polygon                   only with a geo index (else a prefilter)
 ===========================  ==================================================  ==========
 
 What goes residual: ``regex``; ``text`` (case-insensitive substring); ``ends_with`` and
@@ -44,6 +44,8 @@ Index quirks of Qdrant Edge 0.9 (checked empirically; the property suite covers 
   same field. Keyword, bool, geo and text indexes change no answer.
 * Without a text index, MatchText/MatchPhrase tokenise (lowercase, no stemming) each array
   element separately; they are *not* substring matches.
+* Geo conditions are exact only on a geo-indexed field: unindexed, Qdrant does not validate
+  stored points and matches out-of-range ones such as ``{"lat": 200, "lon": 0}``.
 * ``Filter(should=[])`` matches everything, so an empty OR compiles to ``HasId(set())``.
 """
 
@@ -122,7 +124,6 @@ _NONE: Final[_Needs] = frozenset()
 _NUMERIC_OK: Final = frozenset({None, "keyword", "float", "bool", "geo", "text"})
 _DATETIME_OK: Final = frozenset({None, "keyword", "datetime", "bool", "geo", "text"})
 _STRING_OK: Final = frozenset({None, *INDEX_KINDS})
-_GEO_OK: Final = frozenset({None, *INDEX_KINDS})
 
 
 @dataclass(frozen=True)
@@ -225,18 +226,20 @@ def _compile_leaf(leaf: Leaf, ci: bool, indexes: Mapping[str, str]) -> _Part:
         rng = RangeFloat(**{op: float(value)})
         return _Part(FieldCondition(key, range=rng), needs=frozenset({(key, "float")}))
     if op in ("geo_radius", "geo_bounding_box", "geo_polygon"):
-        if kind not in _GEO_OK:
-            return _residual()
-        needs = frozenset({(key, "geo")})
         if isinstance(value, GeoRadius):
-            geo = QGeoRadius(_qpoint(value.center), value.radius_m)
-            return _Part(FieldCondition(key, geo_radius=geo), needs=needs)
-        if isinstance(value, GeoBoundingBox):
+            geo = FieldCondition(key, geo_radius=QGeoRadius(_qpoint(value.center), value.radius_m))
+        elif isinstance(value, GeoBoundingBox):
             box = QGeoBoundingBox(_qpoint(value.top_left), _qpoint(value.bottom_right))
-            return _Part(FieldCondition(key, geo_bounding_box=box), needs=needs)
-        assert isinstance(value, GeoPolygon)
-        poly = QGeoPolygon([_qpoint(p) for p in value.points])
-        return _Part(FieldCondition(key, geo_polygon=poly), needs=needs)
+            geo = FieldCondition(key, geo_bounding_box=box)
+        else:
+            assert isinstance(value, GeoPolygon)
+            geo = FieldCondition(key, geo_polygon=QGeoPolygon([_qpoint(p) for p in value.points]))
+        needs = frozenset({(key, "geo")})
+        if kind == "geo":
+            return _Part(geo, needs=needs)
+        # Unindexed, Qdrant also matches out-of-range points ({"lat": 200, ...}), which a geo
+        # index (and the evaluator) rejects: a superset, so a prefilter.
+        return _residual(geo, needs)
 
     assert isinstance(value, str)
     if op in ("words", "phrase"):

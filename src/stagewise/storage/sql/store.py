@@ -336,6 +336,13 @@ class SqlMetadataStore(PipelineTables):
                 )
         return len(live)
 
+    def collection_signature(self, collection_id: str) -> int:
+        """The highest seq written to a collection (tombstones included): changes on any write."""
+        d = t.documents.c
+        query = sa.select(sa.func.max(d.seq)).where(d.collection_id == collection_id)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one() or 0)
+
     def count_documents(self, collection_id: str) -> int:
         d = t.documents.c
         query = (

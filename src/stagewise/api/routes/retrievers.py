@@ -1,0 +1,240 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query
+
+from stagewise.api.deps import NamespaceDep, StoresDep, WriterKey
+from stagewise.api.responses import JsonResponse
+from stagewise.api.routes.paging import PageQuery, page_query, slice_page
+from stagewise.api.schemas.public import list_pagination
+from stagewise.api.schemas.retrievers import execution_summary, retriever_public
+from stagewise.errors import NotFound, ValidationFailed
+from stagewise.pipeline.registry import stage_definitions
+from stagewise.services import execute as exe
+from stagewise.services import retrievers as svc
+
+router = APIRouter(prefix="/v1/retrievers", tags=["retrievers"])
+Obj = Annotated[dict[str, Any], Body()]
+
+
+# Literal routes before /{retriever_id}.
+@router.get("/stages")
+def list_stages() -> JsonResponse:
+    return JsonResponse(stage_definitions())
+
+
+@router.post("")
+def create_retriever(body: Obj, stores: StoresDep, ns: NamespaceDep, _: WriterKey) -> JsonResponse:
+    return JsonResponse(retriever_public(svc.create_retriever(stores, ns=ns, body=body)))
+
+
+def _list(stores: StoresDep, ns: NamespaceDep, pq: PageQuery, search: str | None) -> JsonResponse:
+    limit, offset, _, _ = pq.resolve(None)
+    items = stores.metadata.list_retrievers(ns.namespace_id)
+    if search:
+        items = [r for r in items if search.lower() in r.retriever_name.lower()]
+    page, has_more = slice_page(items, limit, offset)
+    return JsonResponse(
+        {
+            "results": [retriever_public(r) for r in page],
+            "total": len(items),
+            "pagination": list_pagination(
+                limit=limit, offset=offset, total=len(items), has_more=has_more, next_cursor=None
+            ),
+        }
+    )
+
+
+@router.post("/list")
+def list_retrievers(
+    stores: StoresDep,
+    ns: NamespaceDep,
+    pq: Annotated[PageQuery, Depends(page_query)],
+    body: Annotated[dict[str, Any] | None, Body()] = None,
+) -> JsonResponse:
+    return _list(stores, ns, pq, (body or {}).get("search"))
+
+
+@router.get("")
+def list_retrievers_get(
+    stores: StoresDep, ns: NamespaceDep, pq: Annotated[PageQuery, Depends(page_query)]
+) -> JsonResponse:
+    return _list(stores, ns, pq, None)
+
+
+@router.get("/{retriever_id}")
+def get_retriever(retriever_id: str, stores: StoresDep, ns: NamespaceDep) -> JsonResponse:
+    return JsonResponse(retriever_public(svc.get_retriever(stores, ns=ns, identifier=retriever_id)))
+
+
+@router.patch("/{retriever_id}")
+def patch_retriever(
+    retriever_id: str, body: Obj, stores: StoresDep, ns: NamespaceDep, _: WriterKey
+) -> JsonResponse:
+    r = svc.patch_retriever(stores, ns=ns, identifier=retriever_id, body=body)
+    return JsonResponse({"retriever": retriever_public(r)})
+
+
+@router.delete("/{retriever_id}")
+def delete_retriever(
+    retriever_id: str, stores: StoresDep, ns: NamespaceDep, _: WriterKey
+) -> JsonResponse:
+    r = svc.delete_retriever(stores, ns=ns, identifier=retriever_id)
+    return JsonResponse(
+        {"success": True, "message": "Retriever deleted", "retriever_id": r.retriever_id}
+    )
+
+
+@router.post("/{retriever_id}/clone")
+def clone_retriever(
+    retriever_id: str, body: Obj, stores: StoresDep, ns: NamespaceDep, _: WriterKey
+) -> JsonResponse:
+    source = svc.get_retriever(stores, ns=ns, identifier=retriever_id)
+    r = svc.clone_retriever(stores, ns=ns, identifier=retriever_id, body=body)
+    return JsonResponse(
+        {"retriever": retriever_public(r), "source_retriever_id": source.retriever_id}
+    )
+
+
+@router.post("/{retriever_id}/execute")
+def execute_retriever(
+    retriever_id: str,
+    body: Obj,
+    stores: StoresDep,
+    ns: NamespaceDep,
+    include_legacy_results: Annotated[bool, Query()] = False,
+    skip_cache: Annotated[bool, Query()] = False,
+) -> JsonResponse:
+    if body.get("stream"):
+        raise ValidationFailed(
+            "stream=true is not supported by this build yet", code="not_supported"
+        )
+    r = svc.get_retriever(stores, ns=ns, identifier=retriever_id)
+    record, page, pagination = exe.execute(
+        stores, ns=ns, retriever=r, body=body, skip_cache=skip_cache or bool(body.get("skip_cache"))
+    )
+    legacy = include_legacy_results or bool(body.get("include_legacy_results"))
+    return JsonResponse(exe.execution_public(record, page, pagination, legacy=legacy))
+
+
+def _execution(stores: StoresDep, ns: NamespaceDep, retriever_id: str, execution_id: str) -> Any:
+    r = svc.get_retriever(stores, ns=ns, identifier=retriever_id)
+    record = stores.metadata.get_execution(ns.namespace_id, execution_id)
+    if record is None or record.retriever_id != r.retriever_id:
+        raise NotFound("execution", execution_id, retriever_id=r.retriever_id)
+    return record
+
+
+@router.post("/{retriever_id}/executions/list")
+def list_executions(
+    retriever_id: str,
+    stores: StoresDep,
+    ns: NamespaceDep,
+    pq: Annotated[PageQuery, Depends(page_query)],
+    body: Annotated[dict[str, Any] | None, Body()] = None,
+) -> JsonResponse:
+    r = svc.get_retriever(stores, ns=ns, identifier=retriever_id)
+    limit, offset, _, _ = pq.resolve(None, default_limit=20)
+    status = (body or {}).get("status")
+    statuses = {"running": ["pending", "processing"]}.get(status, [status]) if status else None
+    rows, total = stores.metadata.list_executions(
+        ns.namespace_id,
+        retriever_id=r.retriever_id,
+        mode="named",
+        statuses=statuses,
+        limit=limit,
+        offset=offset,
+    )
+    return JsonResponse(
+        {
+            "results": [execution_summary(x) for x in rows],
+            "pagination": {
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+                "has_next": offset + len(rows) < total,
+            },
+        }
+    )
+
+
+@router.get("/{retriever_id}/executions/{execution_id}")
+def get_execution(
+    retriever_id: str,
+    execution_id: str,
+    stores: StoresDep,
+    ns: NamespaceDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JsonResponse:
+    record = _execution(stores, ns, retriever_id, execution_id)
+    page = exe.results_of(stores, record, offset, limit)
+    pagination = {
+        "method": "offset",
+        "returned": len(page),
+        "total": record.total_results,
+        "has_next": offset + len(page) < record.total_results,
+        "page_size": limit,
+        "page_number": offset // limit + 1,
+    }
+    return JsonResponse(exe.execution_public(record, page, pagination))
+
+
+@router.get("/{retriever_id}/executions/{execution_id}/status")
+def execution_status(
+    retriever_id: str, execution_id: str, stores: StoresDep, ns: NamespaceDep
+) -> JsonResponse:
+    x = _execution(stores, ns, retriever_id, execution_id)
+    return JsonResponse(
+        {
+            "execution_id": x.execution_id,
+            "status": x.status,
+            "current_stage": x.current_stage,
+            "stages_completed": x.stages_completed,
+            "total_stages": x.total_stages,
+            "error": x.error,
+            "heartbeat_at": x.heartbeat_at.isoformat() if x.heartbeat_at else None,
+        }
+    )
+
+
+@router.get("/{retriever_id}/executions/{execution_id}/profile")
+def execution_profile(
+    retriever_id: str, execution_id: str, stores: StoresDep, ns: NamespaceDep
+) -> JsonResponse:
+    x = _execution(stores, ns, retriever_id, execution_id)
+    stages = [
+        {
+            "stage_name": name,
+            **{
+                k: s.get(k)
+                for k in (
+                    "stage_id",
+                    "duration_ms",
+                    "input_count",
+                    "output_count",
+                    "efficiency",
+                    "stage_cache_hit",
+                    "error",
+                )
+            },
+        }
+        for name, s in x.stage_statistics.items()
+    ]
+    return JsonResponse(
+        {
+            "execution_id": x.execution_id,
+            "status": x.status,
+            "total_time_ms": x.total_time_ms,
+            "credits_used": x.credits_used,
+            "stages": stages,
+            "optimization_summary": {
+                "original_stage_count": x.total_stages,
+                "optimized_stage_count": x.total_stages,
+                "optimization_time_ms": 0.0,
+                "rules_applied": [],
+                "stage_reduction_pct": 0.0,
+            },
+        }
+    )

@@ -1,0 +1,63 @@
+"""Public shapes of retrievers and execution summaries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from stagewise.domain.pipeline_records import ExecutionRecord, RetrieverRecord
+from stagewise.ids import iso
+from stagewise.services.retrievers import fusion_of
+
+
+def retriever_public(r: RetrieverRecord) -> dict[str, Any]:
+    stages = [
+        {
+            "stage_name": s["stage_name"],
+            "stage_type": s.get("stage_type"),
+            "config": s["config"],
+            "parameters": s["config"].get("parameters") or {},
+            "on_error": s.get("on_error"),
+            "output_alias": s.get("output_alias"),
+            "description": s.get("description"),
+        }
+        for s in r.stages
+    ]
+    return {
+        "retriever_id": r.retriever_id,
+        "retriever_name": r.retriever_name,
+        "description": r.description,
+        "collection_ids": r.collection_ids,
+        "collection_identifiers": r.collection_ids,
+        "stages": stages,
+        "input_schema": r.input_schema,
+        "budget_limits": r.budget_limits,
+        "tags": r.tags,
+        "metadata": r.metadata,
+        "display_config": r.display_config,
+        "version": r.version,
+        "created_at": iso(r.created_at),
+        "updated_at": iso(r.updated_at),
+        "fusion": fusion_of(r.stages),
+        "is_published": False,
+        "feature_dependencies": [],
+    }
+
+
+def execution_summary(x: ExecutionRecord) -> dict[str, Any]:
+    processed = sum(int(s.get("input_count", 0)) for s in x.stage_statistics.values())
+    return {
+        "execution_id": x.execution_id,
+        "status": x.status,
+        "created_at": iso(x.created_at),
+        "completed_at": iso(x.completed_at),
+        "duration_ms": x.total_time_ms,
+        "credits_used": x.credits_used,
+        "total_processed": processed,
+        "total_returned": x.total_results,
+        "cache_hit_rate": 1.0 if x.cache_hit else 0.0,
+        "inputs_hash": x.inputs_hash,
+        "query_summary": orjson.dumps(x.inputs).decode()[:200],
+        "error": x.error,
+    }

@@ -1,0 +1,153 @@
+"""Runs a retriever's stages in order: renders parameters, times each stage, enforces the
+budget between and inside stages, and reports progress through a callback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from stagewise.domain.records import CollectionRecord
+from stagewise.errors import StagewiseError, ValidationFailed
+from stagewise.pipeline.registry import get_stage
+from stagewise.pipeline.stage import Budget, Candidate, StageContext
+from stagewise.pipeline.templating import RenderReport, render_params, scope
+
+
+@dataclass
+class RunOutcome:
+    candidates: list[Candidate] = field(default_factory=list)
+    stage_statistics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stages_completed: int = 0
+    error: str | None = None
+    error_type: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    relaxations: list[dict[str, Any]] = field(default_factory=list)
+    facets: list[dict[str, Any]] | None = None
+
+
+# (event, stage index, stage name, payload)
+ProgressFn = Callable[[str, int, str, dict[str, Any]], None]
+
+
+def _combine(*filters: dict[str, Any] | None) -> dict[str, Any] | None:
+    present = [f for f in filters if f]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else {"AND": present}
+
+
+def stage_outputs_scope(outputs: dict[str, list[Candidate]]) -> dict[str, Any]:
+    return {
+        name: {"documents": [c.public() for c in cands[:100]], "count": len(cands)}
+        for name, cands in outputs.items()
+    }
+
+
+def run_stages(
+    *,
+    stores: Any,
+    namespace_id: str,
+    collections: list[CollectionRecord],
+    stages: list[dict[str, Any]],
+    inputs: dict[str, Any],
+    request_filters: dict[str, Any] | None,
+    budget: Budget,
+    progress: ProgressFn | None = None,
+) -> RunOutcome:
+    outcome = RunOutcome()
+    candidates: list[Candidate] = []
+    outputs: dict[str, list[Candidate]] = {}
+    context: dict[str, Any] = {}
+    for index, spec in enumerate(stages):
+        name = spec["stage_name"]
+        config = spec["config"]
+        stage_cls = get_stage(config["stage_id"])
+        if progress:
+            progress("stage_start", index, name, {})
+        started = time.perf_counter()
+        stats: dict[str, Any] = {
+            "input_count": len(candidates),
+            "output_count": 0,
+            "duration_ms": 0.0,
+            "efficiency": 0.0,
+            "stage_cache_hit": False,
+            "cache_hit": False,
+            "stage_id": config["stage_id"],
+            "metadata": {},
+        }
+        try:
+            budget.check()
+            if stage_cls is None:
+                raise ValidationFailed(f"Unknown stage '{config['stage_id']}'")
+            report = RenderReport()
+            variables = scope(inputs=inputs, context=context, stages=stage_outputs_scope(outputs))
+            params_raw = render_params(config.get("parameters") or {}, variables, report)
+            pre = render_params(config.get("pre_filters"), variables, report, where="pre_filters")
+            outcome.relaxations.extend({**r, "stage": name} for r in report.relaxations)
+            try:
+                params = stage_cls.Params.model_validate(params_raw)
+            except ValidationError as exc:
+                raise ValidationFailed(
+                    f"Stage '{name}' parameters are invalid after rendering: "
+                    f"{exc.errors()[0]['msg']}"
+                ) from exc
+            ctx = StageContext(
+                stores=stores,
+                namespace_id=namespace_id,
+                collections=collections,
+                inputs=inputs,
+                budget=budget,
+                stage_name=name,
+                stage_index=index,
+                stage_outputs=outputs,
+                context=context,
+                request_filters=request_filters,
+                stage_filter=_combine(pre or None, request_filters),
+            )
+            stage = stage_cls(params)
+            result = stage.run(ctx, candidates)
+            budget.charge(stage_cls.credits_per_document * len(candidates) + result.credits)
+            outcome.warnings.extend(ctx.warnings)
+        except StagewiseError as exc:
+            stats["duration_ms"] = (time.perf_counter() - started) * 1000.0
+            stats["error"] = exc.message
+            outcome.stage_statistics[name] = stats
+            if spec.get("on_error") == "skip" and exc.code != "budget_exceeded":
+                outcome.warnings.append(f"stage '{name}' failed and was skipped: {exc.message}")
+                stats["output_count"] = len(candidates)
+                stats["efficiency"] = 1.0 if candidates else 0.0
+                outcome.stages_completed += 1
+                if progress:
+                    progress("stage_error", index, name, {"error": exc.message, "skipped": True})
+                continue
+            outcome.error, outcome.error_type = exc.message, exc.code
+            outcome.candidates = candidates
+            if progress:
+                progress("stage_error", index, name, {"error": exc.message})
+            return outcome
+        candidates = result.candidates
+        if result.facets is not None:
+            outcome.facets = result.facets
+        outputs[name] = candidates
+        if spec.get("output_alias"):
+            context[spec["output_alias"]] = [c.public() for c in candidates]
+        stats.update(
+            output_count=len(candidates),
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+            efficiency=(len(candidates) / stats["input_count"]) if stats["input_count"] else 0.0,
+            stage_cache_hit=result.stage_cache_hit,
+            cache_hit=result.stage_cache_hit,
+            metadata=result.metadata,
+            llm_calls=result.llm_calls,
+            tokens_used=result.tokens_used,
+        )
+        outcome.stage_statistics[name] = stats
+        outcome.stages_completed += 1
+        if progress:
+            progress("stage_complete", index, name, {"statistics": stats, "count": len(candidates)})
+    outcome.candidates = candidates
+    return outcome
