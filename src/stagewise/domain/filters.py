@@ -103,7 +103,7 @@ GEO_OPERATORS: Final = frozenset({"geo_radius", "geo_bounding_box", "geo_polygon
 
 GROUP_KEYS: Final = ("AND", "OR", "NOT")
 MAX_REGEX_LENGTH: Final = 1000
-EARTH_RADIUS_M: Final = 6371000.0  # the `geo` crate's mean radius, used by Qdrant
+EARTH_RADIUS_M: Final = 6371008.8  # the `geo` crate's mean radius, used by Qdrant
 
 Scalar: TypeAlias = str | int | float | bool
 
