@@ -10,7 +10,6 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from stagewise.domain.filters import parse_filter
 from stagewise.domain.records import CollectionRecord
 from stagewise.pipeline.llm import LLMProvider, fail_not_implemented, require_provider
 from stagewise.pipeline.registry import register
@@ -63,8 +62,6 @@ class LLMEnrich(Stage):
     @classmethod
     def validate_for(cls, params: StageParams, collections: list[CollectionRecord]) -> None:
         require_provider(cls.stage_id)
-        p: LLMEnrichParams = params  # type: ignore[assignment]
-        parse_filter(p.when)
 
     def run(self, ctx: StageContext, candidates: list[Candidate]) -> StageResult:
         raise fail_not_implemented(self.stage_id)

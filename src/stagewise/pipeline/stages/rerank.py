@@ -1,0 +1,323 @@
+"""rerank: rescore the leading documents against the query and reorder them.
+
+The Mixpeek default, a BAAI bge-reranker-v2-m3 cross-encoder, has no weights available
+offline, so this build scores with what it has and says so (`metadata["scorer"]`, and a
+warning naming the requested `inference_name`):
+
+* ``<embedder>-maxsim`` (``minilm-maxsim`` with the server's MiniLM embedder): the document
+  text is split into sentence-aligned windows of at most 160 words (about 200 word pieces,
+  under the model's 256-piece limit, so no part of the text is silently cut), every window
+  and the query are embedded with ``ctx.stores.embedder``, and the score is
+  ``0.7 * max + 0.3 * mean`` of the query-window cosine similarities: the best passage
+  dominates, and a document that stays on topic throughout beats one that mentions the
+  query once.
+* ``cross-encoder:<dir>``: when ``STAGEWISE_RERANK_MODEL_DIR`` names a local
+  sentence-transformers CrossEncoder directory, its ``predict`` scores (query, text) pairs.
+
+The first `max_candidates` documents are scored; the final `score` becomes the rerank score
+(also in ``scores["rerank"]`` and `score_field`), the previous one is kept in
+``scores["pre_rerank"]``. Documents past the cap, and scored-range documents without text,
+follow unscored in their incoming order. Costs 0.01 credits per (query, document) pair.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import Field, field_validator
+
+from stagewise.embeddings.base import Embedder
+from stagewise.errors import StageFailed, ValidationFailed
+from stagewise.pipeline.docpath import get_field, set_field
+from stagewise.pipeline.registry import register
+from stagewise.pipeline.stage import (
+    Candidate,
+    Category,
+    Stage,
+    StageContext,
+    StageParams,
+    StageResult,
+)
+
+Scores = NDArray[np.float64]
+
+CREDITS_PER_PAIR = 0.01
+MODEL_DIR_ENV = "STAGEWISE_RERANK_MODEL_DIR"
+WINDOW_WORDS = 160
+MAX_WEIGHT = 0.7  # of the best window; the rest goes to the mean over windows
+FALLBACK_TEXT_FIELD = "text"
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n?")
+
+
+class RerankParams(StageParams):
+    inference_name: str | None = Field(
+        default="BAAI__bge_reranker_v2_m3",
+        description="Requested reranker; recorded beside the scorer actually used",
+    )
+    feature_uri: str | None = Field(
+        default=None, description="Custom reranker plugin (not available; recorded only)"
+    )
+    query: str | None = Field(default="{{INPUT.query}}", description="Query text (templated)")
+    document_field: str = Field(
+        default="content", description="Dot path of the text; falls back to `text`"
+    )
+    top_k: int | None = Field(default=None, ge=1, description="Documents kept; None: all")
+    max_candidates: int | None = Field(
+        default=10, ge=1, le=1000, description="Leading documents scored; None: all"
+    )
+    score_field: str = Field(default="scores.rerank", description="Where the score is written")
+    batch_size: int = Field(default=32, ge=1, le=100, description="Texts per model call")
+    max_document_chars: int = Field(
+        default=2000, ge=100, le=50000, description="Document text scored, in characters"
+    )
+    max_concurrent_batches: int = Field(
+        default=3, ge=1, le=10, description="Accepted; batches run one after another here"
+    )
+    decision_model: str | None = None
+    relevance_criteria: str | None = None
+    learning_config: dict[str, Any] | None = None
+    cache_behavior: Literal["auto", "disabled", "aggressive"] | None = None
+    cache_ttl_seconds: int | None = Field(default=None, ge=0)
+    hard_timeout_ms: int | None = Field(default=None, ge=1)
+
+    @field_validator("query", mode="before")
+    @classmethod
+    def _number_query(cls, value: Any) -> Any:
+        # A whole-template query keeps the native type of the input it renders from.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+
+# ---------------------------------------------------------------------------------------------
+# text
+
+
+def chunk_text(text: str, window_words: int = WINDOW_WORDS) -> list[str]:
+    """Sentence-aligned windows of at most `window_words` words covering the whole text."""
+    chunks: list[str] = []
+    current: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        words = sentence.split()
+        if current and len(current) + len(words) > window_words:
+            chunks.append(" ".join(current))
+            current = []
+        while len(words) > window_words:
+            chunks.append(" ".join(words[:window_words]))
+            words = words[window_words:]
+        current.extend(words)
+    if current:
+        chunks.append(" ".join(current))
+    return chunks
+
+
+def _as_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value if value.strip() else None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        parts = [v for v in (_as_text(v) for v in value) if v]
+        return "\n".join(parts) if parts else None
+    return None
+
+
+def document_text(c: Candidate, field: str) -> str | None:
+    """The text to score: `field`, or `text` when the field is missing or empty."""
+    text = _as_text(get_field(c, field))
+    if text is None and field != FALLBACK_TEXT_FIELD:
+        text = _as_text(get_field(c, FALLBACK_TEXT_FIELD))
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# scorers
+
+
+class Scorer(Protocol):
+    name: str
+
+    def score(
+        self, query: str, texts: Sequence[str], batch_size: int, check: Callable[[], None]
+    ) -> Scores: ...
+
+
+def _embedder_label(embedder: Embedder) -> str:
+    label = type(embedder).__name__.lower()
+    return label.removesuffix("embedder") or label
+
+
+class MaxSimScorer:
+    """Bi-encoder relevance: max and mean of query-window similarities (module doc)."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self.name = f"{_embedder_label(embedder)}-maxsim"
+        self.batches = 0
+
+    def score(
+        self, query: str, texts: Sequence[str], batch_size: int, check: Callable[[], None]
+    ) -> Scores:
+        if not texts:
+            return np.zeros(0, dtype=np.float64)
+        chunks: list[str] = []
+        counts: list[int] = []
+        for text in texts:
+            pieces = chunk_text(text) or [text]
+            chunks.extend(pieces)
+            counts.append(len(pieces))
+        q = np.asarray(self.embedder.embed([query])[0], dtype=np.float64)
+        sims = np.empty(len(chunks), dtype=np.float64)
+        for start in range(0, len(chunks), batch_size):
+            check()
+            block = np.asarray(self.embedder.embed(chunks[start : start + batch_size]))
+            sims[start : start + len(block)] = block.astype(np.float64) @ q
+            self.batches += 1
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        best = np.maximum.reduceat(sims, starts)
+        mean = np.add.reduceat(sims, starts) / np.asarray(counts, dtype=np.float64)
+        out: Scores = MAX_WEIGHT * best + (1.0 - MAX_WEIGHT) * mean
+        return out
+
+
+_CROSS_ENCODERS: dict[str, Any] = {}
+_CROSS_LOCK = threading.Lock()
+
+
+class CrossEncoderScorer:
+    """A local sentence-transformers CrossEncoder scoring (query, text) pairs."""
+
+    def __init__(self, model_dir: Path) -> None:
+        self.model_dir = model_dir
+        self.name = f"cross-encoder:{model_dir.name}"
+        self.batches = 0
+
+    def _model(self) -> Any:
+        key = str(self.model_dir)
+        with _CROSS_LOCK:
+            if key not in _CROSS_ENCODERS:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                module: Any = importlib.import_module("sentence_transformers")
+                try:
+                    _CROSS_ENCODERS[key] = module.CrossEncoder(
+                        key, device="cpu", local_files_only=True
+                    )
+                except Exception as exc:
+                    raise StageFailed(
+                        f"rerank: cannot load the CrossEncoder in {MODEL_DIR_ENV}={key}: {exc}"
+                    ) from exc
+            return _CROSS_ENCODERS[key]
+
+    def score(
+        self, query: str, texts: Sequence[str], batch_size: int, check: Callable[[], None]
+    ) -> Scores:
+        model = self._model()
+        out = np.empty(len(texts), dtype=np.float64)
+        for start in range(0, len(texts), batch_size):
+            check()
+            pairs = [[query, t] for t in texts[start : start + batch_size]]
+            predicted = model.predict(
+                pairs, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True
+            )
+            out[start : start + len(pairs)] = np.asarray(predicted, dtype=np.float64).reshape(-1)
+            self.batches += 1
+        return out
+
+
+def make_scorer(embedder: Embedder) -> MaxSimScorer | CrossEncoderScorer:
+    model_dir = os.environ.get(MODEL_DIR_ENV, "").strip()
+    if not model_dir:
+        return MaxSimScorer(embedder)
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise StageFailed(f"rerank: {MODEL_DIR_ENV}={model_dir} is not a directory")
+    return CrossEncoderScorer(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# stage
+
+
+@register
+class Rerank(Stage):
+    stage_id: ClassVar[str] = "rerank"
+    category: ClassVar[Category] = "sort"
+    description: ClassVar[str] = (
+        "Rescore the leading documents against the query and reorder them (local MiniLM "
+        "max-sim scorer, or a local CrossEncoder from STAGEWISE_RERANK_MODEL_DIR)"
+    )
+    icon: ClassVar[str] = "list-ordered"
+    Params = RerankParams
+    credits_per_document: ClassVar[float] = 0.0  # charged per scored pair instead
+
+    def run(self, ctx: StageContext, candidates: list[Candidate]) -> StageResult:
+        p: RerankParams = self.params  # type: ignore[assignment]
+        query = (p.query or "").strip()
+        if not query:
+            raise ValidationFailed(
+                "rerank needs a query: set the stage's query parameter or pass inputs.query",
+                code="rerank_query_missing",
+            )
+        head = candidates if p.max_candidates is None else candidates[: p.max_candidates]
+        tail = candidates[len(head) :]
+        with_text: list[tuple[Candidate, str]] = []
+        no_text: list[Candidate] = []
+        truncated = 0
+        for c in head:
+            text = document_text(c, p.document_field)
+            if text is None:
+                no_text.append(c)
+                continue
+            if len(text) > p.max_document_chars:
+                text = text[: p.max_document_chars]
+                truncated += 1
+            with_text.append((c, text))
+        credits = CREDITS_PER_PAIR * len(with_text)
+        ctx.budget.charge(credits)
+        scorer = make_scorer(ctx.stores.embedder)
+        scores = scorer.score(query, [t for _, t in with_text], p.batch_size, ctx.budget.check)
+        scored: list[Candidate] = []
+        for (c, _), value in zip(with_text, scores.tolist(), strict=True):
+            c.scores["pre_rerank"] = c.score
+            c.scores["rerank"] = value
+            c.score = value
+            set_field(c, p.score_field, value)
+            scored.append(c)
+        scored.sort(key=lambda c: -c.score)  # stable: equal scores keep the incoming order
+        out = scored + no_text + tail
+        if p.top_k is not None:
+            out = out[: p.top_k]
+        if p.inference_name and p.inference_name != scorer.name:
+            ctx.warnings.append(
+                f"rerank: '{p.inference_name}' is not available in this build; "
+                f"scored with '{scorer.name}'"
+            )
+        if p.feature_uri:
+            ctx.warnings.append(
+                f"rerank: reranker plugin '{p.feature_uri}' is not available; "
+                f"scored with '{scorer.name}'"
+            )
+        metadata: dict[str, Any] = {
+            "inference_name": p.inference_name,
+            "feature_uri": p.feature_uri,
+            "scorer": scorer.name,
+            "scored": len(scored),
+            "unscored_past_max_candidates": len(tail),
+            "unscored_without_text": len(no_text),
+            "truncated_documents": truncated,
+            "batches": scorer.batches,
+            "credits": credits,
+        }
+        return StageResult(out, metadata=metadata)
