@@ -302,8 +302,10 @@ def leaves(draw: st.DrawFn) -> dict[str, Any]:
         return leaf
     else:  # cross-type comparisons on any field
         field = draw(st.sampled_from(ALL_FIELDS))
-        op = draw(st.sampled_from(["eq", "ne", "gt", "lt", "contains", "starts_with"]))
-        if op in ("gt", "lt"):
+        op = draw(st.sampled_from(["eq", "ne", "gt", "lt", "contains", "starts_with", "in", "nin"]))
+        if op in ("in", "nin"):
+            value = draw(st.lists(scalars, max_size=4))
+        elif op in ("gt", "lt"):
             value = draw(st.one_of(numbers, st.sampled_from(DATETIMES)))
         elif op == "starts_with":
             value = draw(strings)

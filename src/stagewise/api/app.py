@@ -12,7 +12,15 @@ from starlette.responses import Response
 from stagewise import __version__
 from stagewise.api.errors import error_response, install_error_handlers
 from stagewise.api.responses import JsonResponse
-from stagewise.api.routes import byo, collections, documents, health, namespaces, retrievers
+from stagewise.api.routes import (
+    adhoc,
+    byo,
+    collections,
+    documents,
+    health,
+    namespaces,
+    retrievers,
+)
 from stagewise.config import Settings
 from stagewise.services.context import open_stores
 from stagewise.services.startup import recover
@@ -56,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
         return await call_next(request)
 
-    for module in (health, namespaces, byo, collections, documents, retrievers):
+    # adhoc before retrievers: its literal paths must win over /{retriever_id}.
+    for module in (health, namespaces, byo, collections, documents, adhoc, retrievers):
         app.include_router(module.router)
     return app

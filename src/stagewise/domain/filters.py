@@ -54,7 +54,7 @@ evaluate an operator:
   points are ignored). ``geo_radius`` uses the haversine distance on a sphere of radius
   6371008.8 m and is strict (``distance < radius_m``); ``geo_bounding_box`` is strict on
   every edge and wraps the antimeridian when ``top_left.lon > bottom_right.lon``;
-  ``geo_polygon`` is a planar lon/lat polygon, boundary excluded.
+  ``geo_polygon`` is a planar lon/lat polygon (exterior ring only), boundary excluded.
 """
 
 from __future__ import annotations
@@ -524,7 +524,7 @@ def _leaf_matches(leaf: Leaf, payload: Mapping[str, Any], ci: bool) -> bool:
                     return True
             return False
         assert _is_number(value)
-        bound = float(cast(float, value))
+        bound = float(value)
         return any(_is_number(v) and _range_ok(op, float(v), bound) for v in values)
     if op in GEO_OPERATORS:
         for v in values:

@@ -44,6 +44,7 @@ class ExecutionRecord(BaseModel):
     filters: dict[str, Any] | None = None
     # Adhoc runs keep their pipeline so they can be explained and replayed.
     stages: list[dict[str, Any]] = Field(default_factory=list)
+    collection_ids: list[str] = Field(default_factory=list)
     total_stages: int = 0
     stages_completed: int = 0
     current_stage: str | None = None

@@ -14,7 +14,7 @@ from stagewise.domain.records import CollectionRecord
 from stagewise.errors import StagewiseError, ValidationFailed
 from stagewise.pipeline.registry import get_stage
 from stagewise.pipeline.stage import Budget, Candidate, StageContext
-from stagewise.pipeline.templating import RenderReport, render_params, scope
+from stagewise.pipeline.templating import RenderReport, has_template, render_params, scope
 
 
 @dataclass
@@ -69,6 +69,7 @@ def run_stages(
         if progress:
             progress("stage_start", index, name, {})
         started = time.perf_counter()
+        credits_before = budget.credits_used
         stats: dict[str, Any] = {
             "input_count": len(candidates),
             "output_count": 0,
@@ -85,7 +86,13 @@ def run_stages(
                 raise ValidationFailed(f"Unknown stage '{config['stage_id']}'")
             report = RenderReport()
             variables = scope(inputs=inputs, context=context, stages=stage_outputs_scope(outputs))
-            params_raw = render_params(config.get("parameters") or {}, variables, report)
+            raw = dict(config.get("parameters") or {})
+            for key, field in stage_cls.Params.model_fields.items():
+                # Defaults such as rerank's query '{{INPUT.query}}' are templates too.
+                if key not in raw and has_template(field.default):
+                    raw[key] = field.default
+            own = {k: raw.pop(k) for k in stage_cls.per_document_params if k in raw}
+            params_raw = {**render_params(raw, variables, report), **own}
             pre = render_params(config.get("pre_filters"), variables, report, where="pre_filters")
             outcome.relaxations.extend({**r, "stage": name} for r in report.relaxations)
             try:
@@ -115,6 +122,7 @@ def run_stages(
         except StagewiseError as exc:
             stats["duration_ms"] = (time.perf_counter() - started) * 1000.0
             stats["error"] = exc.message
+            stats["credits"] = budget.credits_used - credits_before
             outcome.stage_statistics[name] = stats
             if spec.get("on_error") == "skip" and exc.code != "budget_exceeded":
                 outcome.warnings.append(f"stage '{name}' failed and was skipped: {exc.message}")
@@ -142,6 +150,7 @@ def run_stages(
             stage_cache_hit=result.stage_cache_hit,
             cache_hit=result.stage_cache_hit,
             metadata=result.metadata,
+            credits=budget.credits_used - credits_before,
             llm_calls=result.llm_calls,
             tokens_used=result.tokens_used,
         )

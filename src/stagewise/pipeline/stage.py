@@ -138,6 +138,9 @@ class Stage:
     Params: ClassVar[type[StageParams]]
     # Credits charged per candidate processed; documented in docs/credits.md.
     credits_per_document: ClassVar[float] = 0.0
+    # Parameters the stage renders itself, per document (the runner leaves them as written,
+    # so inputs are never spliced into template source).
+    per_document_params: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, params: StageParams) -> None:
         self.params = params

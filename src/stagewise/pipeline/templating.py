@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from stagewise.errors import ValidationFailed
@@ -122,8 +123,13 @@ def render_params(
             return obj
         try:
             return render_value(obj, variables)
-        except UndefinedError:
+        except (UndefinedError, TypeError):
+            # A missing input (also when piped through a filter such as tojson) is absent.
             return None
+        except SecurityError as exc:
+            raise ValidationFailed(
+                f"Template at {where} is not allowed: {exc}", code="template_forbidden"
+            ) from exc
     if isinstance(obj, list):
         items = [
             render_params(v, variables, report, where=f"{where}[{i}]", keep_doc_refs=keep_doc_refs)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from stagewise.domain.filters import parse_filter
 from stagewise.domain.pipeline_records import ExecutionRecord, RetrieverRecord
 from stagewise.domain.records import NamespaceRecord
-from stagewise.errors import NotFound
+from stagewise.errors import NotFound, ValidationFailed
 from stagewise.ids import iso, new_id, utc_now
-from stagewise.pipeline.runner import run_stages
+from stagewise.pipeline.runner import ProgressFn, RunOutcome, run_stages
 from stagewise.pipeline.stage import Budget
 from stagewise.services.context import Stores
 from stagewise.services.inputs import resolve_inputs
@@ -25,6 +29,8 @@ from stagewise.services.pagination import (
 )
 from stagewise.services.retrievers import resolve_collections
 
+log = logging.getLogger("stagewise.execute")
+Listener = ProgressFn
 _CACHE_SIZE = 1024
 _cache: OrderedDict[str, str] = OrderedDict()
 _cache_lock = threading.Lock()
@@ -49,61 +55,147 @@ def _cache_key(stores: Stores, r: RetrieverRecord, inputs_hash: str) -> str:
     return _hash([r.retriever_id, r.version, inputs_hash, signature])
 
 
-def execute(
+@dataclass
+class Target:
+    """What runs: a stored retriever, or an adhoc pipeline."""
+
+    stages: list[dict[str, Any]]
+    collection_ids: list[str]
+    input_schema: dict[str, Any]
+    budget_limits: dict[str, Any]
+    retriever: RetrieverRecord | None = None
+
+    @classmethod
+    def of(cls, r: RetrieverRecord) -> Target:
+        return cls(r.stages, r.collection_ids, r.input_schema, dict(r.budget_limits or {}), r)
+
+
+@dataclass
+class Plan:
+    """Either a finished answer (continuation or cache hit) or a new run to start."""
+
+    req: PageRequest
+    done: tuple[ExecutionRecord, list[dict[str, Any]], dict[str, Any]] | None = None
+    record: ExecutionRecord | None = None
+    target: Target | None = None
+    cache_key: str | None = None
+
+
+def _page_size(body: dict[str, Any], target: Target) -> tuple[int, list[str]]:
+    limit, page_size = body.get("limit"), body.get("page_size")
+    if limit is not None and page_size is not None and limit != page_size:
+        raise ValidationFailed("limit and page_size disagree; send one of them", field="limit")
+    size = limit if limit is not None else page_size
+    warnings = []
+    if size is not None:
+        if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 500:
+            raise ValidationFailed("limit must be an integer in 1..500", field="limit")
+        if body.get("pagination"):
+            warnings.append("both pagination and limit were sent; pagination wins")
+    return size or default_limit(target.stages), warnings
+
+
+def plan(
     stores: Stores,
     *,
     ns: NamespaceRecord,
-    retriever: RetrieverRecord,
+    target: Target,
     body: dict[str, Any],
     skip_cache: bool = False,
-) -> tuple[ExecutionRecord, list[dict[str, Any]], dict[str, Any]]:
-    """Runs (or continues, or replays from cache) and returns (record, page, pagination)."""
-    req = parse_page_request(
-        body.get("pagination"),
-        body.get("limit") or body.get("page_size") or default_limit(retriever.stages),
-    )
+) -> Plan:
+    """Validates the request (4xx records nothing) and decides how it is answered."""
+    size, warnings = _page_size(body, target)
+    req = parse_page_request(body.get("pagination"), size)
     if req.execution_id is not None:
-        return _continue(stores, ns, req)
-    inputs, interpretation = resolve_inputs(retriever.input_schema, dict(body.get("inputs") or {}))
+        return Plan(req, done=_continue(stores, ns, req))
+    inputs, interpretation = resolve_inputs(target.input_schema, dict(body.get("inputs") or {}))
     filters = body.get("filters") or None
+    parse_filter(filters, inputs)  # a malformed filter is the caller's error: 422, no record
     inputs_hash = _hash({"inputs": inputs, "filters": filters})
-    key = _cache_key(stores, retriever, inputs_hash)
-    if (req.method == "offset" and req.offset > 0) or (req.method == "keyset" and req.after):
-        # A later page binds to the latest run of the same query: no overlap, no gap.
-        latest = _latest(stores, ns, retriever, inputs_hash)
-        if latest is not None:
-            return _page(stores, latest, _keyset(stores, latest, req))
-    if not skip_cache:
-        with _cache_lock:
-            source_id = _cache.get(key)
-        source = stores.metadata.get_execution(ns.namespace_id, source_id) if source_id else None
-        if source is not None and source.status == "completed":
-            return _page(stores, _replay(stores, source), req)
+    r = target.retriever
+    key = None
+    if r is not None:
+        key = _cache_key(stores, r, inputs_hash)
+        if (req.method == "offset" and req.offset > 0) or (req.method == "keyset" and req.after):
+            # A later page binds to the latest run of the same query: no overlap, no gap.
+            latest = _latest(stores, ns, r, inputs_hash)
+            if latest is not None:
+                return Plan(req, done=_page(stores, latest, _keyset(stores, latest, req)))
+        if not skip_cache:
+            with _cache_lock:
+                source_id = _cache.get(key)
+            source = (
+                stores.metadata.get_execution(ns.namespace_id, source_id) if source_id else None
+            )
+            if source is not None and source.status == "completed":
+                return Plan(req, done=_page(stores, _replay(stores, source), req))
     record = ExecutionRecord(
         execution_id=new_id("exec_", 16),
         namespace_id=ns.namespace_id,
-        retriever_id=retriever.retriever_id,
-        retriever_version=retriever.version,
+        retriever_id=r.retriever_id if r else None,
+        retriever_version=r.version if r else None,
+        mode="named" if r else "adhoc",
         inputs=inputs,
         inputs_hash=inputs_hash,
         filters=filters,
-        total_stages=len(retriever.stages),
-        budget_limits=dict(retriever.budget_limits or {}),
+        stages=[] if r else target.stages,
+        collection_ids=target.collection_ids,
+        total_stages=len(target.stages),
+        budget_limits=target.budget_limits,
         interpretation=interpretation,
+        warnings=warnings,
         request={"pagination": body.get("pagination")},
     )
-    results = run_execution(stores, record, retriever.stages, retriever.collection_ids)
-    if record.status == "completed":
+    return Plan(req, record=record, target=target, cache_key=key)
+
+
+def finish(
+    stores: Stores, p: Plan, listener: Listener | None = None
+) -> tuple[ExecutionRecord, list[dict[str, Any]], dict[str, Any]]:
+    """Run a planned execution to its end (completed or failed) and slice the first page."""
+    if p.done is not None:
+        return p.done
+    assert p.record is not None and p.target is not None
+    record = p.record
+    results = run_execution(stores, record, p.target.stages, p.target.collection_ids, listener)
+    if record.status == "completed" and p.cache_key is not None:
         with _cache_lock:
-            _cache[key] = record.execution_id
-            _cache.move_to_end(key)
+            _cache[p.cache_key] = record.execution_id
+            _cache.move_to_end(p.cache_key)
             while len(_cache) > _CACHE_SIZE:
                 _cache.popitem(last=False)
-    return record, *_slice(results, record, _keyset_in(results, req))
+    return record, *_slice(results, record, _keyset_in(results, p.req))
+
+
+_background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="stagewise-exec")
+
+
+def start_in_background(stores: Stores, p: Plan) -> ExecutionRecord:
+    """wait=false: store the run as pending and let a worker thread carry it out."""
+    assert p.record is not None
+    stores.metadata.save_execution(p.record)
+    answer = p.record.model_copy(deep=True)  # the worker mutates the live record
+    _background.submit(_run_logged, stores, p)
+    return answer
+
+
+def _run_logged(stores: Stores, p: Plan) -> None:
+    try:
+        finish(stores, p)
+    except Exception:  # a bug, not a run failure: keep the record honest
+        log.exception("background execution %s crashed", p.record and p.record.execution_id)
+        if p.record is not None:
+            p.record.status, p.record.error = "failed", "internal error while running"
+            p.record.completed_at = utc_now()
+            stores.metadata.save_execution(p.record)
 
 
 def run_execution(
-    stores: Stores, record: ExecutionRecord, stages: list[dict[str, Any]], collection_ids: list[str]
+    stores: Stores,
+    record: ExecutionRecord,
+    stages: list[dict[str, Any]],
+    collection_ids: list[str],
+    listener: Listener | None = None,
 ) -> list[dict[str, Any]]:
     """Run the pipeline, persisting progress; failures are recorded, not raised."""
     ns = stores.metadata.get_namespace(record.namespace_id)
@@ -112,12 +204,14 @@ def run_execution(
     limits = record.budget_limits
     budget = Budget(limits.get("max_credits"), limits.get("max_time_ms"))
 
-    def progress(event: str, index: int, name: str, _: dict[str, Any]) -> None:
+    def progress(event: str, index: int, name: str, payload: dict[str, Any]) -> None:
         record.current_stage = name
         record.heartbeat_at = utc_now()
         if event == "stage_complete":
             record.stages_completed = index + 1
         stores.metadata.save_execution(record)
+        if listener is not None:
+            listener(event, index, name, payload)
 
     try:
         collections = resolve_collections(stores, ns, collection_ids) if ns else []
@@ -132,8 +226,6 @@ def run_execution(
             progress=progress,
         )
     except NotFound as exc:  # a collection deleted after the retriever was made
-        from stagewise.pipeline.runner import RunOutcome
-
         outcome = RunOutcome(error=exc.message, error_type=exc.code)
     record.stage_statistics = outcome.stage_statistics
     record.stages_completed = outcome.stages_completed
@@ -245,6 +337,20 @@ def _continue(
     if record is None:
         raise NotFound("execution", req.execution_id)
     return _page(stores, record, req)
+
+
+def detail_pagination(
+    record: ExecutionRecord, page: list[dict[str, Any]], offset: int, limit: int
+) -> dict[str, Any]:
+    """Pagination of GET execution detail: an offset window over the stored snapshot."""
+    return {
+        "method": "offset",
+        "returned": len(page),
+        "total": record.total_results,
+        "has_next": offset + len(page) < record.total_results,
+        "page_size": limit,
+        "page_number": offset // limit + 1,
+    }
 
 
 def execution_public(

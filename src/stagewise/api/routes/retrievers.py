@@ -3,13 +3,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
+from starlette.responses import StreamingResponse
 
 from stagewise.api.deps import NamespaceDep, StoresDep, WriterKey
 from stagewise.api.responses import JsonResponse
+from stagewise.api.routes.executing import respond
 from stagewise.api.routes.paging import PageQuery, page_query, slice_page
 from stagewise.api.schemas.public import list_pagination
 from stagewise.api.schemas.retrievers import execution_summary, retriever_public
-from stagewise.errors import NotFound, ValidationFailed
+from stagewise.errors import NotFound
 from stagewise.pipeline.registry import stage_definitions
 from stagewise.services import execute as exe
 from stagewise.services import retrievers as svc
@@ -97,7 +99,7 @@ def clone_retriever(
     )
 
 
-@router.post("/{retriever_id}/execute")
+@router.post("/{retriever_id}/execute", response_model=None)
 def execute_retriever(
     retriever_id: str,
     body: Obj,
@@ -105,17 +107,25 @@ def execute_retriever(
     ns: NamespaceDep,
     include_legacy_results: Annotated[bool, Query()] = False,
     skip_cache: Annotated[bool, Query()] = False,
-) -> JsonResponse:
-    if body.get("stream"):
-        raise ValidationFailed(
-            "stream=true is not supported by this build yet", code="not_supported"
-        )
+    wait: Annotated[
+        bool, Query(description="false: answer pending at once, run in background")
+    ] = True,
+) -> JsonResponse | StreamingResponse:
     r = svc.get_retriever(stores, ns=ns, identifier=retriever_id)
-    record, page, pagination = exe.execute(
-        stores, ns=ns, retriever=r, body=body, skip_cache=skip_cache or bool(body.get("skip_cache"))
+    plan = exe.plan(
+        stores,
+        ns=ns,
+        target=exe.Target.of(r),
+        body=body,
+        skip_cache=skip_cache or bool(body.get("skip_cache")),
     )
-    legacy = include_legacy_results or bool(body.get("include_legacy_results"))
-    return JsonResponse(exe.execution_public(record, page, pagination, legacy=legacy))
+    return respond(
+        stores,
+        plan,
+        wait=wait,
+        stream=bool(body.get("stream")),
+        legacy=include_legacy_results or bool(body.get("include_legacy_results")),
+    )
 
 
 def _execution(stores: StoresDep, ns: NamespaceDep, retriever_id: str, execution_id: str) -> Any:
@@ -170,15 +180,9 @@ def get_execution(
 ) -> JsonResponse:
     record = _execution(stores, ns, retriever_id, execution_id)
     page = exe.results_of(stores, record, offset, limit)
-    pagination = {
-        "method": "offset",
-        "returned": len(page),
-        "total": record.total_results,
-        "has_next": offset + len(page) < record.total_results,
-        "page_size": limit,
-        "page_number": offset // limit + 1,
-    }
-    return JsonResponse(exe.execution_public(record, page, pagination))
+    return JsonResponse(
+        exe.execution_public(record, page, exe.detail_pagination(record, page, offset, limit))
+    )
 
 
 @router.get("/{retriever_id}/executions/{execution_id}/status")

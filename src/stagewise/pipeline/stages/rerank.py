@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
+from jinja2 import Undefined, UndefinedError
 from numpy.typing import NDArray
 from pydantic import Field, field_validator
 
@@ -46,6 +47,7 @@ from stagewise.pipeline.stage import (
     StageParams,
     StageResult,
 )
+from stagewise.pipeline.templating import has_template, render_value, scope
 
 Scores = NDArray[np.float64]
 
@@ -55,7 +57,7 @@ WINDOW_WORDS = 160
 MAX_WEIGHT = 0.7  # of the best window; the rest goes to the mean over windows
 FALLBACK_TEXT_FIELD = "text"
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n?")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 class RerankParams(StageParams):
@@ -262,9 +264,23 @@ class Rerank(Stage):
     Params = RerankParams
     credits_per_document: ClassVar[float] = 0.0  # charged per scored pair instead
 
+    def _query(self, ctx: StageContext) -> str:
+        """The rendered query. The runner renders the parameters it was given; the default
+        ('{{INPUT.query}}') is not among them, so a template left here is rendered now."""
+        p: RerankParams = self.params  # type: ignore[assignment]
+        value: Any = p.query
+        if isinstance(value, str) and has_template(value):
+            try:
+                value = render_value(value, scope(inputs=ctx.inputs, context=ctx.context))
+                if isinstance(value, Undefined):
+                    value = None
+            except UndefinedError:
+                value = None
+        return "" if value is None else str(value).strip()
+
     def run(self, ctx: StageContext, candidates: list[Candidate]) -> StageResult:
         p: RerankParams = self.params  # type: ignore[assignment]
-        query = (p.query or "").strip()
+        query = self._query(ctx)
         if not query:
             raise ValidationFailed(
                 "rerank needs a query: set the stage's query parameter or pass inputs.query",
@@ -284,9 +300,9 @@ class Rerank(Stage):
                 text = text[: p.max_document_chars]
                 truncated += 1
             with_text.append((c, text))
+        scorer = make_scorer(ctx.stores.embedder)  # a misconfigured model fails before charging
         credits = CREDITS_PER_PAIR * len(with_text)
         ctx.budget.charge(credits)
-        scorer = make_scorer(ctx.stores.embedder)
         scores = scorer.score(query, [t for _, t in with_text], p.batch_size, ctx.budget.check)
         scored: list[Candidate] = []
         for (c, _), value in zip(with_text, scores.tolist(), strict=True):

@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from qdrant_edge import (
-    BoolIndexParams,
     CountRequest,
-    DatetimeIndexParams,
     Direction,
     Distance,
     EdgeConfig,
@@ -20,8 +18,6 @@ from qdrant_edge import (
     EdgeVectorParams,
     FacetRequest,
     Filter,
-    FloatIndexParams,
-    GeoIndexParams,
     HasIdCondition,
     HnswIndexConfig,
     IntegerIndexParams,
@@ -46,23 +42,13 @@ from stagewise.domain.filters import matches, parse_filter
 from stagewise.domain.records import CollectionRecord
 from stagewise.ids import point_id
 from stagewise.storage.index.payload import SEQ_FIELD, TEXT_FIELD
-from stagewise.storage.index.qdrant_filter import compile_filter
+from stagewise.storage.index.qdrant_filter import (
+    CompiledFilter,
+    compile_filter,
+    payload_index_schema,
+)
 from stagewise.storage.protocols import IndexPoint, ScoredHit, SearchRequest
 
-_INDEX_KINDS: dict[str, Any] = {
-    "keyword": KeywordIndexParams,
-    "integer": lambda: IntegerIndexParams(lookup=True, range=True),
-    "float": FloatIndexParams,
-    "bool": BoolIndexParams,
-    "geo": GeoIndexParams,
-    "datetime": DatetimeIndexParams,
-    "text": lambda: TextIndexParams(
-        tokenizer=TokenizerType.Word,
-        lowercase=True,
-        phrase_matching=True,
-        stemmer=SnowballParams(SnowballLanguage.English),
-    ),
-}
 _DISTANCES = {"cosine": Distance.Cosine, "dot": Distance.Dot, "euclidean": Distance.Euclid}
 _SCROLL_PAGE = 1000
 
@@ -199,10 +185,22 @@ class EdgeSearchIndex:
     def filter_ids(self, collection_id: str, flt: dict[str, Any]) -> Iterator[str]:
         """Document ids matching a LogicalOperator filter, exactly."""
         node = parse_filter(flt)
-        compiled = compile_filter(node) if node is not None else None
+        compiled = self._compile(collection_id, node, False) if node is not None else None
         return self._scan(collection_id, compiled)
 
-    def _scan(self, collection_id: str, compiled: Any) -> Iterator[str]:
+    def _compile(self, collection_id: str, node: Any, case_insensitive: bool) -> CompiledFilter:
+        # The compiler must know the indexes: some payload index kinds change Qdrant's answers.
+        # The BM25 `_text` index (stop words) and `_seq` are ours, never user-filtered.
+        indexes = {
+            k: v
+            for k, v in self.indexed_fields(collection_id).items()
+            if k not in (TEXT_FIELD, SEQ_FIELD)
+        }
+        return compile_filter(node, case_insensitive=case_insensitive, indexes=indexes)
+
+    def _scan(
+        self, collection_id: str, compiled: CompiledFilter | None, case_insensitive: bool = False
+    ) -> Iterator[str]:
         shard = self.shard(collection_id)
         offset: Any = None
         want_payload: Any = True if compiled is not None and compiled.residual else ["document_id"]
@@ -218,7 +216,9 @@ class EdgeSearchIndex:
             for rec in records:
                 payload = rec.payload or {}
                 residual = compiled.residual if compiled is not None else None
-                if residual is not None and not matches(residual, payload):
+                if residual is not None and not matches(
+                    residual, payload, case_insensitive=case_insensitive
+                ):
                     continue
                 yield str(payload["document_id"])
             if offset is None:
@@ -232,10 +232,10 @@ class EdgeSearchIndex:
         node = parse_filter(flt) if flt else None
         if node is None:
             return None
-        compiled = compile_filter(node, case_insensitive=case_insensitive)
+        compiled = self._compile(collection_id, node, case_insensitive)
         if compiled.residual is None:
             return compiled.qdrant
-        ids = [point_id(d) for d in self._scan(collection_id, compiled)]
+        ids = [point_id(d) for d in self._scan(collection_id, compiled, case_insensitive)]
         return Filter(must=[HasIdCondition(set(ids))])
 
     def _hits(self, points: list[Any], with_vectors: bool) -> list[ScoredHit]:
@@ -325,7 +325,7 @@ class EdgeSearchIndex:
         shard = self.shard(collection_id)
         if field in shard.info().payload_schema:
             return False
-        schema = _INDEX_KINDS[kind]()
+        schema = payload_index_schema(kind)
         with self._lock(collection_id):
             shard.update(UpdateOperation.create_field_index(field, schema))
         return True

@@ -1,0 +1,207 @@
+"""Adhoc execution (a pipeline sent inline, not stored), batch execute and explain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Body, Depends, Query
+from starlette.responses import StreamingResponse
+
+from stagewise.api.deps import NamespaceDep, StoresDep
+from stagewise.api.responses import JsonResponse
+from stagewise.api.routes.executing import respond
+from stagewise.api.routes.paging import PageQuery, page_query
+from stagewise.domain.pipeline_records import ExecutionRecord
+from stagewise.errors import NotFound, ValidationFailed
+from stagewise.ids import iso
+from stagewise.services import execute as exe
+from stagewise.services import retrievers as svc
+from stagewise.services.explain import explain
+from stagewise.services.inputs import resolve_inputs
+
+router = APIRouter(prefix="/v1/retrievers", tags=["retrievers"])
+Obj = Annotated[dict[str, Any], Body()]
+MAX_BATCH = 16
+ADHOC = {"X-Execution-Mode": "adhoc"}
+
+
+@router.post("/execute", response_model=None)
+def execute_adhoc(
+    body: Obj,
+    stores: StoresDep,
+    ns: NamespaceDep,
+    wait: Annotated[bool, Query()] = True,
+) -> JsonResponse | StreamingResponse:
+    collections = svc.resolve_collections(
+        stores, ns, list(body.get("collection_identifiers") or body.get("collection_ids") or [])
+    )
+    target = exe.Target(
+        stages=svc.validate_stages(list(body.get("stages") or []), collections),
+        collection_ids=[c.collection_id for c in collections],
+        input_schema=svc.validate_input_schema(body.get("input_schema")),
+        budget_limits=dict(body.get("budget_limits") or {}),
+    )
+    plan = exe.plan(stores, ns=ns, target=target, body=body)
+    extra = {
+        "execution_metadata": {"retriever_persisted": False, "execution_mode": "adhoc"},
+        "cache_status": "disabled",
+    }
+    return respond(
+        stores,
+        plan,
+        wait=wait,
+        stream=bool(body.get("stream")),
+        legacy=False,
+        headers=ADHOC,
+        extra=extra,
+    )
+
+
+def _adhoc_summary(x: ExecutionRecord) -> dict[str, Any]:
+    return {
+        "execution_id": x.execution_id,
+        "execution_mode": "adhoc",
+        "status": x.status,
+        "timestamp": iso(x.created_at),
+        "duration_ms": x.total_time_ms,
+        "credits_used": x.credits_used,
+        "total_processed": sum(int(s.get("input_count", 0)) for s in x.stage_statistics.values()),
+        "total_returned": x.total_results,
+        "cache_hit_rate": 0.0,
+        "query_summary": orjson.dumps(x.inputs).decode()[:200],
+        "stages_completed": x.stages_completed,
+        "total_stages": x.total_stages,
+        "collection_ids": x.collection_ids,
+    }
+
+
+def _when(raw: Any, field: str) -> datetime | None:
+    if raw in (None, ""):
+        return None
+    try:
+        return datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValidationFailed(f"{field} must be an ISO-8601 date-time", field=field) from exc
+
+
+@router.post("/executions/list")
+def list_adhoc(
+    stores: StoresDep,
+    ns: NamespaceDep,
+    pq: Annotated[PageQuery, Depends(page_query)],
+    body: Annotated[dict[str, Any] | None, Body()] = None,
+) -> JsonResponse:
+    body = body or {}
+    limit, offset, _, _ = pq.resolve(None, default_limit=20)
+    limit = min(limit, 100)
+    status = body.get("status")
+    statuses = {"running": ["pending", "processing"]}.get(status, [status]) if status else None
+    rows, total = stores.metadata.list_executions(
+        ns.namespace_id,
+        retriever_id=None,
+        mode="adhoc",
+        statuses=statuses,
+        since=_when(body.get("start_time"), "start_time"),
+        until=_when(body.get("end_time"), "end_time"),
+        limit=limit,
+        offset=offset,
+    )
+    results = [] if body.get("count_only") else [_adhoc_summary(x) for x in rows]
+    return JsonResponse(
+        {
+            "results": results,
+            "total": total,
+            "pagination": {
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+                "has_next": offset + len(rows) < total,
+            },
+        }
+    )
+
+
+@router.get("/executions/{execution_id}")
+def get_adhoc(
+    execution_id: str,
+    stores: StoresDep,
+    ns: NamespaceDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JsonResponse:
+    x = stores.metadata.get_execution(ns.namespace_id, execution_id)
+    if x is None or x.mode != "adhoc":
+        raise NotFound("execution", execution_id)
+    page = exe.results_of(stores, x, offset, limit)
+    detail = exe.execution_public(x, page, exe.detail_pagination(x, page, offset, limit))
+    return JsonResponse(
+        {
+            **detail,
+            **_adhoc_summary(x),
+            "inputs": orjson.dumps(x.inputs).decode(),
+            "inputs_hash": x.inputs_hash,
+            "stages": x.stages,
+        }
+    )
+
+
+@router.post("/{retriever_id}/execute/batch")
+def execute_batch(
+    retriever_id: str, body: Obj, stores: StoresDep, ns: NamespaceDep
+) -> JsonResponse:
+    queries = body.get("queries")
+    if not isinstance(queries, list) or not 1 <= len(queries) <= MAX_BATCH:
+        raise ValidationFailed(
+            f"queries must hold 1 to {MAX_BATCH} items",
+            code="too_many_queries",
+            limits={"max_queries": MAX_BATCH},
+        )
+    r = svc.get_retriever(stores, ns=ns, identifier=retriever_id)
+    limit = (body.get("settings") or {}).get("limit", 10)
+    results = []
+    for index, query in enumerate(queries):
+        if not isinstance(query, dict):
+            raise ValidationFailed(f"queries[{index}] must be an object")
+        try:
+            plan = exe.plan(
+                stores,
+                ns=ns,
+                target=exe.Target.of(r),
+                body={
+                    "inputs": query.get("inputs") or {},
+                    "filters": query.get("filters"),
+                    "pagination": {"method": "cursor", "limit": limit},
+                },
+            )
+            record, page, pagination = exe.finish(stores, plan)
+            results.append(
+                {
+                    "query_index": index,
+                    "execution_id": record.execution_id,
+                    "status": record.status,
+                    "documents": page,
+                    "pagination": pagination,
+                    "error": record.error,
+                }
+            )
+        except ValidationFailed as exc:  # one bad query does not sink the others
+            results.append(
+                {"query_index": index, "status": "failed", "documents": [], "error": exc.message}
+            )
+    return JsonResponse(
+        {"retriever_id": r.retriever_id, "results": results, "total_queries": len(queries)}
+    )
+
+
+@router.post("/{retriever_id}/execute/explain")
+def explain_execution(
+    retriever_id: str,
+    stores: StoresDep,
+    ns: NamespaceDep,
+    body: Annotated[dict[str, Any] | None, Body()] = None,
+) -> JsonResponse:
+    r = svc.get_retriever(stores, ns=ns, identifier=retriever_id)
+    resolve_inputs(r.input_schema, dict((body or {}).get("inputs") or {}))  # 422 if invalid
+    return JsonResponse(explain(stores, ns=ns, retriever=r))

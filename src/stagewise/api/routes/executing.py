@@ -1,0 +1,102 @@
+"""Answering an execute: synchronously, in the background (wait=false) or as SSE (stream)."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.responses import StreamingResponse
+
+from stagewise.api.responses import JsonResponse
+from stagewise.services import execute as exe
+from stagewise.services.context import Stores
+
+_END = object()
+
+
+def respond(
+    stores: Stores,
+    plan: exe.Plan,
+    *,
+    wait: bool,
+    stream: bool,
+    legacy: bool,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JsonResponse | StreamingResponse:
+    if stream:
+        return StreamingResponse(
+            _events(stores, plan), media_type="text/event-stream", headers=headers
+        )
+    if not wait and plan.done is None:
+        record = exe.start_in_background(stores, plan)
+        body = exe.execution_public(record, [], None, legacy=legacy)
+        return JsonResponse({**body, **(extra or {})}, headers=headers)
+    record, page, pagination = exe.finish(stores, plan)
+    body = exe.execution_public(record, page, pagination, legacy=legacy)
+    return JsonResponse({**body, **(extra or {})}, headers=headers)
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS) + b"\n\n"
+
+
+async def _events(stores: Stores, plan: exe.Plan) -> AsyncIterator[bytes]:
+    """One event per stage start/complete/error, then execution_complete or execution_error."""
+    events: queue.Queue[Any] = queue.Queue()
+    execution_id = plan.record.execution_id if plan.record else None
+    total = plan.record.total_stages if plan.record else 0
+
+    def listener(event: str, index: int, name: str, payload: dict[str, Any]) -> None:
+        events.put(
+            {
+                "event_type": event,
+                "execution_id": execution_id,
+                "stage_name": name,
+                "stage_index": index,
+                "total_stages": total,
+                "statistics": payload.get("statistics"),
+                "documents_count": payload.get("count"),
+                "error": payload.get("error"),
+            }
+        )
+
+    def worker() -> None:
+        try:
+            record, page, pagination = exe.finish(stores, plan, listener)
+            body = exe.execution_public(record, page, pagination)
+            kind = "execution_complete" if record.status == "completed" else "execution_error"
+            events.put(
+                {
+                    "event_type": kind,
+                    "execution_id": record.execution_id,
+                    "total_stages": record.total_stages,
+                    "documents": page,
+                    "statistics": body["stage_statistics"],
+                    "budget_used": body["budget"],
+                    "pagination": pagination,
+                    "error": record.error,
+                }
+            )
+        except Exception as exc:  # reported to the client, not swallowed
+            events.put(
+                {
+                    "event_type": "execution_error",
+                    "execution_id": execution_id,
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
+            )
+        finally:
+            events.put(_END)
+
+    threading.Thread(target=worker, daemon=True).start()
+    loop = asyncio.get_running_loop()
+    while True:
+        item = await loop.run_in_executor(None, events.get)
+        if item is _END:
+            return
+        yield _sse(item)
