@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from stagewise.domain.records import (
@@ -191,15 +193,21 @@ class SqlMetadataStore(PipelineTables):
     # ---- documents
     def _next_seqs(self, conn: Connection, n: int) -> int:
         """Reserve n sequence numbers; returns the first."""
-        updated = conn.execute(
+        bump = (
             t.sequences.update()
             .where(t.sequences.c.name == "documents")
             .values(value=t.sequences.c.value + n)
             .returning(t.sequences.c.value)
-        ).scalar_one_or_none()
+        )
+        updated = conn.execute(bump).scalar_one_or_none()
         if updated is None:
-            conn.execute(t.sequences.insert().values(name="documents", value=n))
-            updated = n
+            # First write to a fresh database: concurrent first writers all miss the row. One
+            # creates it, the others wait on its commit (ON CONFLICT DO NOTHING), then all bump.
+            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            conn.execute(
+                insert(t.sequences).values(name="documents", value=0).on_conflict_do_nothing()
+            )
+            updated = conn.execute(bump).scalar_one()
         return int(updated) - n + 1
 
     @staticmethod
@@ -307,19 +315,23 @@ class SqlMetadataStore(PipelineTables):
         if not ids:
             return 0
         with self.engine.begin() as conn:
-            live = [
-                r[0]
-                for r in conn.execute(
-                    sa.select(d.document_id).where(
-                        d.collection_id == collection_id,
-                        d.document_id.in_(ids),
-                        d.deleted.is_(False),
+            # Reserving seqs first takes the sequence row lock, which serialises writers: two
+            # concurrent deletes of one id cannot both see it live. Unused seqs leave gaps.
+            first = self._next_seqs(conn, len(ids))
+            live: list[str] = []
+            for start in range(0, len(ids), 500):
+                live += [
+                    r[0]
+                    for r in conn.execute(
+                        sa.select(d.document_id).where(
+                            d.collection_id == collection_id,
+                            d.document_id.in_(ids[start : start + 500]),
+                            d.deleted.is_(False),
+                        )
                     )
-                )
-            ]
+                ]
             if not live:
                 return 0
-            first = self._next_seqs(conn, len(live))
             now = datetime.now(UTC)
             for offset, document_id in enumerate(live):
                 conn.execute(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -16,6 +19,32 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """DateTime(timezone=True) that writes UTC and reads back aware UTC.
+
+    SQLite keeps no offset: an aware non-UTC value would be stored as its wall-clock time and
+    read back as that time in UTC (the wrong instant). Normalising on the way in fixes that, and
+    also makes string comparisons of bound values (since/until filters) correct on SQLite.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is None:
+            return value  # naive values are UTC by convention
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        ts: datetime = value
+        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
 
 metadata = MetaData()
 
@@ -27,7 +56,7 @@ api_keys = Table(
     Column("name", String(255), nullable=False, default=""),
     Column("namespace_id", String(64), nullable=True),
     Column("read_only", Boolean, nullable=False, default=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(timezone=True), nullable=False),
 )
 
 namespaces = Table(
@@ -36,8 +65,8 @@ namespaces = Table(
     Column("namespace_id", String(64), primary_key=True),
     Column("namespace_name", String(64), nullable=False, unique=True),
     Column("body", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(timezone=True), nullable=False),
 )
 
 collections = Table(
@@ -47,8 +76,8 @@ collections = Table(
     Column("namespace_id", String(64), nullable=False, index=True),
     Column("collection_name", String(128), nullable=False),
     Column("body", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(timezone=True), nullable=False),
     UniqueConstraint("namespace_id", "collection_name", name="uq_collection_name"),
 )
 
@@ -64,8 +93,8 @@ documents = Table(
     Column("metadata", JSON, nullable=False),
     Column("fields", JSON, nullable=False),
     Column("vectors", LargeBinary, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(timezone=True), nullable=False),
     Index("ix_documents_collection_seq", "collection_id", "seq"),
 )
 
@@ -84,7 +113,7 @@ idempotency = Table(
     Column("key", String(255), primary_key=True),
     Column("request_hash", String(128), nullable=False),
     Column("response", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(timezone=True), nullable=False),
 )
 
 retrievers = Table(
@@ -94,8 +123,8 @@ retrievers = Table(
     Column("namespace_id", String(64), nullable=False, index=True),
     Column("retriever_name", String(255), nullable=False),
     Column("body", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(timezone=True), nullable=False),
     UniqueConstraint("namespace_id", "retriever_name", name="uq_retriever_name"),
 )
 
@@ -109,8 +138,8 @@ executions = Table(
     Column("status", String(16), nullable=False),
     Column("inputs_hash", String(64), nullable=False),
     Column("body", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("completed_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UtcDateTime(timezone=True), nullable=False),
+    Column("completed_at", UtcDateTime(timezone=True), nullable=True),
     Index("ix_executions_scope", "namespace_id", "retriever_id", "created_at"),
 )
 
