@@ -30,11 +30,12 @@ def rrf(lists: Sequence[RankedList], k: int = RRF_K) -> dict[str, float]:
 
 
 def _dbsf_normalise(scores: Sequence[float]) -> list[float]:
+    """Qdrant's definition: sample standard deviation; a single hit scores 0.5."""
     n = len(scores)
-    if n == 0:
-        return []
+    if n < 2:
+        return [0.5] * n
     mean = sum(scores) / n
-    std = math.sqrt(sum((s - mean) ** 2 for s in scores) / n)
+    std = math.sqrt(sum((s - mean) ** 2 for s in scores) / (n - 1))
     low, high = mean - 3 * std, mean + 3 * std
     if high == low:
         return [0.5] * n

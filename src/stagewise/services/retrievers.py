@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy.exc
 from pydantic import ValidationError
 
+from stagewise.domain.filters import parse_filter
 from stagewise.domain.pipeline_records import RetrieverRecord
 from stagewise.domain.records import CollectionRecord, NamespaceRecord
 from stagewise.errors import Conflict, NotFound, ValidationFailed
@@ -14,6 +15,7 @@ from stagewise.ids import new_id, utc_now
 from stagewise.pipeline.registry import get_stage, known_stage_ids
 from stagewise.pipeline.templating import check_tree_syntax, has_template
 from stagewise.services.context import Stores
+from stagewise.storage.index.qdrant_filter import index_requirements
 
 INPUT_TYPES = {
     "string",
@@ -152,6 +154,44 @@ def validate_input_schema(schema: dict[str, Any] | None) -> dict[str, Any]:
     return schema
 
 
+def _filter_leaves(tree: Any) -> list[dict[str, Any]]:
+    if isinstance(tree, dict):
+        if "field" in tree:
+            return [tree]
+        return [leaf for v in tree.values() for leaf in _filter_leaves(v)]
+    if isinstance(tree, list):
+        return [leaf for v in tree for leaf in _filter_leaves(v)]
+    return []
+
+
+def ensure_filter_indexes(
+    stores: Stores, stages: list[dict[str, Any]], collections: list[CollectionRecord]
+) -> dict[str, str]:
+    """Payload indexes for the fields this retriever filters on. Without them Qdrant cannot
+    estimate a filter's selectivity and filtered HNSW recall collapses (DESIGN.md)."""
+    wanted: dict[str, str] = {}
+    for spec in stages:
+        config = spec["config"]
+        trees = [config.get("pre_filters")]
+        if config["stage_id"] == "attribute_filter":
+            params = config.get("parameters") or {}
+            trees.append(
+                params.get("conditions")
+                or {k: params.get(k) for k in ("field", "operator", "value")}
+            )
+        for leaf in _filter_leaves(trees):
+            if has_template(leaf.get("value")) or not isinstance(leaf.get("field"), str):
+                continue  # the value's type is only known once rendered
+            try:
+                wanted.update(index_requirements(parse_filter(leaf)))
+            except ValidationFailed:
+                continue  # reported when the stage itself is validated or run
+    for col in collections:
+        for field, kind in wanted.items():
+            stores.index.ensure_payload_index(col.collection_id, field, kind)
+    return wanted
+
+
 def fusion_of(stages: list[dict[str, Any]]) -> str | None:
     for spec in stages:
         if spec["config"]["stage_id"] == "feature_search":
@@ -184,6 +224,7 @@ def create_retriever(
     )
     if stores.metadata.get_retriever(ns.namespace_id, name) is not None:
         raise Conflict(f"Retriever name '{name}' is already taken", code="retriever_name_taken")
+    ensure_filter_indexes(stores, record.stages, collections)
     try:
         stores.metadata.create_retriever(record)
     except sqlalchemy.exc.IntegrityError as exc:
@@ -229,6 +270,7 @@ def patch_retriever(
     if body.get("input_schema") is not None:
         changes["input_schema"] = validate_input_schema(body["input_schema"])
     updated = r.model_copy(update={**changes, "version": r.version + 1, "updated_at": utc_now()})
+    ensure_filter_indexes(stores, updated.stages, collections)
     stores.metadata.update_retriever(updated)
     return updated
 

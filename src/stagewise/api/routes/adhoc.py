@@ -43,6 +43,7 @@ def execute_adhoc(
         input_schema=svc.validate_input_schema(body.get("input_schema")),
         budget_limits=dict(body.get("budget_limits") or {}),
     )
+    svc.ensure_filter_indexes(stores, target.stages, collections)
     plan = exe.plan(stores, ns=ns, target=target, body=body)
     extra = {
         "execution_metadata": {"retriever_persisted": False, "execution_mode": "adhoc"},

@@ -19,7 +19,11 @@ router = APIRouter(prefix="/v1/collections", tags=["collections"])
 
 
 def _public(stores: Stores, col: CollectionRecord) -> dict[str, Any]:
-    return collection_public(col, document_count=stores.metadata.count_documents(col.collection_id))
+    return collection_public(
+        col,
+        document_count=stores.metadata.count_documents(col.collection_id),
+        payload_indexes=stores.index.indexed_fields(col.collection_id),
+    )
 
 
 # Literal routes come before /{collection_identifier}.

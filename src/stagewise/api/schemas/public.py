@@ -37,7 +37,9 @@ def namespace_public(
     }
 
 
-def collection_public(col: CollectionRecord, *, document_count: int = 0) -> dict[str, Any]:
+def collection_public(
+    col: CollectionRecord, *, document_count: int = 0, payload_indexes: dict[str, str] | None = None
+) -> dict[str, Any]:
     extractor = col.feature_extractor or {
         "feature_extractor_name": "none",
         "version": "v1",
@@ -74,7 +76,12 @@ def collection_public(col: CollectionRecord, *, document_count: int = 0) -> dict
         "feature_extractor": extractor,
         "source": col.source,
         "vector_indexes": vector_indexes,
-        "payload_indexes": [],
+        # Fields with a payload index, ours (underscored) left out.
+        "payload_indexes": [
+            {"field_name": name, "type": kind.rsplit(".", 1)[-1].lower()}
+            for name, kind in sorted((payload_indexes or {}).items())
+            if not name.startswith("_") and name not in ("document_id",)
+        ],
         "index_map": {spec.feature_uri: spec.feature_uri for spec in col.vector_indexes},
         "enabled": col.enabled,
         "metadata": col.metadata,
