@@ -13,8 +13,14 @@ from pydantic import ValidationError
 from stagewise.domain.records import CollectionRecord
 from stagewise.errors import StagewiseError, ValidationFailed
 from stagewise.pipeline.registry import get_stage
-from stagewise.pipeline.stage import Budget, Candidate, StageContext
-from stagewise.pipeline.templating import RenderReport, has_template, render_params, scope
+from stagewise.pipeline.stage import Budget, Candidate, Stage, StageContext, StageResult
+from stagewise.pipeline.templating import (
+    DROPPED,
+    RenderReport,
+    has_template,
+    render_params,
+    scope,
+)
 
 
 @dataclass
@@ -45,6 +51,25 @@ def stage_outputs_scope(outputs: dict[str, list[Candidate]]) -> dict[str, Any]:
         name: {"documents": [c.public() for c in cands[:100]], "count": len(cands)}
         for name, cands in outputs.items()
     }
+
+
+def _run_stage(
+    stage_cls: type[Stage],
+    params_raw: dict[str, Any],
+    ctx: StageContext,
+    candidates: list[Candidate],
+) -> StageResult:
+    try:
+        params = stage_cls.Params.model_validate(params_raw)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            f"Stage '{ctx.stage_name}' parameters are invalid after rendering: "
+            f"{exc.errors()[0]['msg']}"
+        ) from exc
+    result = stage_cls(params).run(ctx, candidates)
+    ctx.budget.charge(stage_cls.credits_per_document * len(candidates) + result.credits)
+    result.warnings = [*result.warnings, *ctx.warnings]
+    return result
 
 
 def run_stages(
@@ -92,33 +117,33 @@ def run_stages(
                 if key not in raw and has_template(field.default):
                     raw[key] = field.default
             own = {k: raw.pop(k) for k in stage_cls.per_document_params if k in raw}
-            params_raw = {**render_params(raw, variables, report), **own}
+            rendered = render_params(raw, variables, report)
             pre = render_params(config.get("pre_filters"), variables, report, where="pre_filters")
             outcome.relaxations.extend({**r, "stage": name} for r in report.relaxations)
-            try:
-                params = stage_cls.Params.model_validate(params_raw)
-            except ValidationError as exc:
-                raise ValidationFailed(
-                    f"Stage '{name}' parameters are invalid after rendering: "
-                    f"{exc.errors()[0]['msg']}"
-                ) from exc
-            ctx = StageContext(
-                stores=stores,
-                namespace_id=namespace_id,
-                collections=collections,
-                inputs=inputs,
-                budget=budget,
-                stage_name=name,
-                stage_index=index,
-                stage_outputs=outputs,
-                context=context,
-                request_filters=request_filters,
-                stage_filter=_combine(pre or None, request_filters),
-            )
-            stage = stage_cls(params)
-            result = stage.run(ctx, candidates)
-            budget.charge(stage_cls.credits_per_document * len(candidates) + result.credits)
-            outcome.warnings.extend(ctx.warnings)
+            if rendered is DROPPED:
+                # The stage is one filter condition whose input is missing: dropped, so the
+                # documents pass through (a relaxation, listed in the interpretation).
+                result = StageResult(list(candidates), metadata={"relaxed": True})
+            else:
+                result = _run_stage(
+                    stage_cls,
+                    {**rendered, **own},
+                    StageContext(
+                        stores=stores,
+                        namespace_id=namespace_id,
+                        collections=collections,
+                        inputs=inputs,
+                        budget=budget,
+                        stage_name=name,
+                        stage_index=index,
+                        stage_outputs=outputs,
+                        context=context,
+                        request_filters=request_filters,
+                        stage_filter=_combine(None if pre is DROPPED else pre, request_filters),
+                    ),
+                    candidates,
+                )
+                outcome.warnings.extend(result.warnings)
         except StagewiseError as exc:
             stats["duration_ms"] = (time.perf_counter() - started) * 1000.0
             stats["error"] = exc.message

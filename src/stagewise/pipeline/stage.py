@@ -60,6 +60,7 @@ class StageResult:
     tokens_used: int = 0
     # Replaces the execution's documents when a stage emits non-document rows (aggregate).
     facets: list[dict[str, Any]] | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass

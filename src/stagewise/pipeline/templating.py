@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -92,7 +92,11 @@ def render_value(value: str, variables: dict[str, Any]) -> Any:
     """Render one string; raises UndefinedError when it references something missing."""
     match = _WHOLE.match(value)
     if match:
-        return ENV.compile_expression(match.group("expr"), undefined_to_none=False)(**variables)
+        expr = match.group("expr")
+        result = ENV.compile_expression(expr, undefined_to_none=False)(**variables)
+        if isinstance(result, Undefined):  # a bare expression yields Undefined, not an error
+            raise UndefinedError(f"'{expr.strip()}' is undefined")
+        return result
     return ENV.from_string(value).render(**variables)
 
 
@@ -106,6 +110,7 @@ def _is_filter_leaf(obj: dict[str, Any]) -> bool:
 
 
 _DROP = object()
+DROPPED = _DROP  # what render_params returns for a filter condition it dropped
 
 
 def render_params(
