@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from stagewise.services.retrievers import resolve_collections
 
 log = logging.getLogger("stagewise.execute")
 Listener = ProgressFn
+PROGRESS_SAVE_INTERVAL_S = 0.25
+_live: dict[str, ExecutionRecord] = {}
 _CACHE_SIZE = 1024
 _cache: OrderedDict[str, str] = OrderedDict()
 _cache_lock = threading.Lock()
@@ -157,7 +160,10 @@ def finish(
         return p.done
     assert p.record is not None and p.target is not None
     record = p.record
-    results = run_execution(stores, record, p.target.stages, p.target.collection_ids, listener)
+    try:
+        results = run_execution(stores, record, p.target.stages, p.target.collection_ids, listener)
+    finally:
+        _live.pop(record.execution_id, None)
     if record.status == "completed" and p.cache_key is not None:
         with _cache_lock:
             _cache[p.cache_key] = record.execution_id
@@ -197,19 +203,28 @@ def run_execution(
     collection_ids: list[str],
     listener: Listener | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the pipeline, persisting progress; failures are recorded, not raised."""
+    """Run the pipeline; failures are recorded, not raised. While it runs the record is live
+    in this process (status and GET read it directly) and persisted at most every
+    PROGRESS_SAVE_INTERVAL_S, so fast runs cost two writes and slow ones stay observable
+    from other processes too."""
     ns = stores.metadata.get_namespace(record.namespace_id)
     record.status, record.started_at = "processing", utc_now()
+    _live[record.execution_id] = record
     stores.metadata.save_execution(record)
+    last_save = time.monotonic()
     limits = record.budget_limits
     budget = Budget(limits.get("max_credits"), limits.get("max_time_ms"))
 
     def progress(event: str, index: int, name: str, payload: dict[str, Any]) -> None:
+        nonlocal last_save
         record.current_stage = name
         record.heartbeat_at = utc_now()
         if event == "stage_complete":
             record.stages_completed = index + 1
-        stores.metadata.save_execution(record)
+            record.stage_statistics = {**record.stage_statistics, name: payload["statistics"]}
+        if time.monotonic() - last_save >= PROGRESS_SAVE_INTERVAL_S:
+            stores.metadata.save_execution(record)
+            last_save = time.monotonic()
         if listener is not None:
             listener(event, index, name, payload)
 
@@ -252,7 +267,16 @@ def run_execution(
             )
     record.total_results = len(results)
     stores.metadata.save_execution(record, results)
+    _live.pop(record.execution_id, None)
     return results
+
+
+def lookup(stores: Stores, namespace_id: str, execution_id: str) -> ExecutionRecord | None:
+    """An execution as it is now: the live in-process record while it runs, else stored."""
+    live = _live.get(execution_id)
+    if live is not None and live.namespace_id == namespace_id:
+        return live.model_copy(deep=True)
+    return stores.metadata.get_execution(namespace_id, execution_id)
 
 
 def _replay(stores: Stores, source: ExecutionRecord) -> ExecutionRecord:
@@ -333,7 +357,7 @@ def _continue(
     stores: Stores, ns: NamespaceRecord, req: PageRequest
 ) -> tuple[ExecutionRecord, list[dict[str, Any]], dict[str, Any]]:
     assert req.execution_id is not None
-    record = stores.metadata.get_execution(ns.namespace_id, req.execution_id)
+    record = lookup(stores, ns.namespace_id, req.execution_id)
     if record is None:
         raise NotFound("execution", req.execution_id)
     return _page(stores, record, req)

@@ -132,7 +132,7 @@ def get_adhoc(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JsonResponse:
-    x = stores.metadata.get_execution(ns.namespace_id, execution_id)
+    x = exe.lookup(stores, ns.namespace_id, execution_id)
     if x is None or x.mode != "adhoc":
         raise NotFound("execution", execution_id)
     page = exe.results_of(stores, x, offset, limit)

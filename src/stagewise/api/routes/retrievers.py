@@ -130,7 +130,7 @@ def execute_retriever(
 
 def _execution(stores: StoresDep, ns: NamespaceDep, retriever_id: str, execution_id: str) -> Any:
     r = svc.get_retriever(stores, ns=ns, identifier=retriever_id)
-    record = stores.metadata.get_execution(ns.namespace_id, execution_id)
+    record = exe.lookup(stores, ns.namespace_id, execution_id)
     if record is None or record.retriever_id != r.retriever_id:
         raise NotFound("execution", execution_id, retriever_id=r.retriever_id)
     return record

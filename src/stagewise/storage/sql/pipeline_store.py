@@ -33,6 +33,7 @@ def _aware(ts: datetime | None) -> datetime | None:
 
 class PipelineTables:
     engine: Engine
+    log_engine: Engine  # execution writes: a relaxed-durability connection where supported
 
     # ---- retrievers
     @staticmethod
@@ -135,7 +136,9 @@ class PipelineTables:
         """Insert or update an execution; `results` (the ranked snapshot) replace stored ones."""
         values = self._exec_values(x)
         e = t.executions.c
-        with self.engine.begin() as conn:
+        with self.log_engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             updated = conn.execute(
                 t.executions.update().where(e.execution_id == x.execution_id).values(**values)
             ).rowcount

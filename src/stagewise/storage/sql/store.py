@@ -39,9 +39,15 @@ class SqlMetadataStore(PipelineTables):
         self.url = url
         self.engine = engine or make_engine(url)
         upgrade_to_head(self.engine)
+        # Execution records are a log of reads, written on every execute: on SQLite they are
+        # committed without a per-write fsync (still safe against a process crash).
+        self.log_engine = (
+            make_engine(url, synchronous="NORMAL") if url.startswith("sqlite") else self.engine
+        )
 
     def close(self) -> None:
         self.engine.dispose()
+        self.log_engine.dispose()
 
     # ---- keys
     def create_key(self, key: ApiKeyRecord) -> None:
