@@ -50,7 +50,20 @@ def test_ties_break_by_key() -> None:
     assert [k for k, _ in fuse([tie], "weighted")] == ["a", "b"]
 
 
-WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "omicron"]
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "iota",
+    "kappa",
+    "lambda",
+    "omicron",
+]
 
 
 @pytest.fixture(scope="module")

@@ -797,4 +797,5 @@ def test_mmr_then_rerank_through_the_runner() -> None:
     assert ids(outcome.candidates) == ["C", "A", "B"]
     assert outcome.stage_statistics["rr"]["metadata"]["scorer"] == "hash-maxsim"
     assert outcome.candidates[0].scores["mmr"] == pytest.approx(0.5)
-    assert budget.credits_used == pytest.approx(0.03)
+    # rerank: 3 pairs x 0.01; mmr: 4 input documents x 0.001 (docs/credits.md)
+    assert budget.credits_used == pytest.approx(3 * 0.01 + 4 * 0.001)

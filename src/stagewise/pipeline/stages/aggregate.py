@@ -217,7 +217,7 @@ class Aggregate(Stage):
     )
     icon: ClassVar[str] = "sigma"
     Params = AggregateParams
-    credits_per_document: ClassVar[float] = 0.0
+    credits_per_document: ClassVar[float] = 0.0001
 
     def run(self, ctx: StageContext, candidates: list[Candidate]) -> StageResult:
         p: AggregateParams = self.params  # type: ignore[assignment]

@@ -59,7 +59,7 @@ class AttributeFilter(Stage):
     )
     icon: ClassVar[str] = "filter"
     Params = AttributeFilterParams
-    credits_per_document: ClassVar[float] = 0.0
+    credits_per_document: ClassVar[float] = 0.0001
 
     @classmethod
     def validate_for(cls, params: StageParams, collections: list[CollectionRecord]) -> None:

@@ -196,7 +196,7 @@ class DocumentEnrich(Stage):
     )
     icon: ClassVar[str] = "git-merge"
     Params = DocumentEnrichParams
-    credits_per_document: ClassVar[float] = 0.0
+    credits_per_document: ClassVar[float] = 0.001
 
     @classmethod
     def validate_for(cls, params: StageParams, collections: list[CollectionRecord]) -> None:

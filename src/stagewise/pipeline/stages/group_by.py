@@ -88,7 +88,7 @@ class GroupBy(Stage):
     )
     icon: ClassVar[str] = "group"
     Params = GroupByParams
-    credits_per_document: ClassVar[float] = 0.0
+    credits_per_document: ClassVar[float] = 0.0001
 
     def run(self, ctx: StageContext, candidates: list[Candidate]) -> StageResult:
         p: GroupByParams = self.params  # type: ignore[assignment]

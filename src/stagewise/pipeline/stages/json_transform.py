@@ -75,7 +75,7 @@ class JsonTransform(Stage):
     )
     icon: ClassVar[str] = "braces"
     Params = JsonTransformParams
-    credits_per_document: ClassVar[float] = 0.0
+    credits_per_document: ClassVar[float] = 0.0005
     per_document_params: ClassVar[frozenset[str]] = frozenset({"template"})
 
     @classmethod

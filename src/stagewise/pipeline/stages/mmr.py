@@ -243,7 +243,7 @@ class MMR(Stage):
     )
     icon: ClassVar[str] = "shuffle"
     Params = MMRParams
-    credits_per_document: ClassVar[float] = 0.0
+    credits_per_document: ClassVar[float] = 0.001
 
     @classmethod
     def validate_for(cls, params: StageParams, collections: list[CollectionRecord]) -> None:

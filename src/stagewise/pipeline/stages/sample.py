@@ -79,7 +79,7 @@ class Sample(Stage):
     )
     icon: ClassVar[str] = "dices"
     Params = SampleParams
-    credits_per_document: ClassVar[float] = 0.0
+    credits_per_document: ClassVar[float] = 0.0001
 
     def run(self, ctx: StageContext, candidates: list[Candidate]) -> StageResult:
         p: SampleParams = self.params  # type: ignore[assignment]

@@ -31,7 +31,7 @@ class SortAttribute(Stage):
     description: ClassVar[str] = "Sort documents by a field (ties keep their incoming order)"
     icon: ClassVar[str] = "arrow-up-down"
     Params = SortAttributeParams
-    credits_per_document: ClassVar[float] = 0.0
+    credits_per_document: ClassVar[float] = 0.0001
 
     def run(self, ctx: StageContext, candidates: list[Candidate]) -> StageResult:
         p: SortAttributeParams = self.params  # type: ignore[assignment]

@@ -71,7 +71,7 @@ class SortRelevance(Stage):
     )
     icon: ClassVar[str] = "arrow-down-wide-narrow"
     Params = SortRelevanceParams
-    credits_per_document: ClassVar[float] = 0.0
+    credits_per_document: ClassVar[float] = 0.0001
 
     def run(self, ctx: StageContext, candidates: list[Candidate]) -> StageResult:
         p: SortRelevanceParams = self.params  # type: ignore[assignment]
