@@ -33,3 +33,7 @@ def test_readme_walkthrough(fresh_server: object, tmp_path: Path) -> None:
     assert lines[0] == "mixpeek://text_extractor@v1/all_minilm_l6_v2"
     assert lines[1] == "3"
     assert lines[2] == "['Margherita pizza', 'Slow-cooked beef ragu']"
+    assert lines[3] == "Margherita pizza"
+    uri = "mixpeek://text_extractor@v1/all_minilm_l6_v2"
+    assert lines[4] == str(sorted([f"bm25:{uri}", f"dense:{uri}"]))
+    assert lines[5] == "{'search': (0, 3), 'italian': (3, 2)}"
