@@ -363,3 +363,23 @@ def test_adhoc_batch_and_explain(http: httpx.Client) -> None:
     warm = http.post(f"/v1/retrievers/{rid}/execute/explain", json={}).json()
     assert warm["history_runs"] >= 1
     assert warm["execution_plan"][0]["estimated_duration_ms"] > 0
+
+
+def test_explain_inline_and_retriever_list_filters(http: httpx.Client) -> None:
+    a = make(http, [fs("search", [search()], final_top_k=3)], tags=["alpha"], metadata={"n": 2})
+    b = make(http, [fs("search", [search()], final_top_k=3)], tags=["beta"], metadata={"n": 1})
+    out = run(http, a, {"inputs": {"query": "cat"}}, explain="true")
+    assert out["explain_plan"]["retriever_id"] == a
+    assert out["explain_plan"]["execution_plan"][0]["stage_name"] == "search"
+
+    def listed(body: dict[str, Any]) -> list[str]:
+        resp = http.post("/v1/retrievers/list", json=body, params={"limit": 1000})
+        assert resp.status_code == 200, resp.text
+        return [r["retriever_id"] for r in resp.json()["results"] if r["retriever_id"] in (a, b)]
+
+    assert listed({"filters": {"tags": {"$in": ["alpha"]}}}) == [a]
+    assert listed({"filters": {"tags": {"$nin": ["alpha"]}}}) == [b]
+    assert listed({"sorts": [{"field": "metadata.n", "direction": "asc"}]}) == [b, a]
+    assert listed({"sort": {"field": "metadata.n", "direction": "desc"}}) == [a, b]
+    bad = http.post("/v1/retrievers/list", json={"filters": {"tags": {"$regex": "a"}}})
+    assert bad.status_code == 422

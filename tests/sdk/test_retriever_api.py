@@ -12,9 +12,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import mixpeek
-import pydantic
 import pytest
-from mixpeek.exceptions import NotFoundException, UnprocessableEntityException
+from mixpeek.exceptions import (
+    ConflictException,
+    NotFoundException,
+    UnprocessableEntityException,
+)
 from mixpeek.models import (
     AdhocExecuteRequest,
     AdhocExecutionDetail,
@@ -39,6 +42,7 @@ from mixpeek.models import (
     RetrieverConfig,
     RetrieverModelOutput,
     RetrieverStageDefinition,
+    TypeaheadResponse,
 )
 
 from tests.sdk.conftest import ClientFactory
@@ -101,10 +105,12 @@ def execute(api: mixpeek.RetrieversApi, rid: str, **body: Any) -> ExecuteRetriev
 
 
 def error_of(exc: mixpeek.ApiException) -> Any:
-    """The parsed ErrorResponse the SDK attaches to the exception."""
-    assert isinstance(exc.data, ErrorResponse), exc.body
-    assert exc.data.success is False and exc.data.status == exc.status
-    return exc.data.error
+    """The parsed ErrorResponse the SDK attaches to the exception. The SDK declares no model
+    for 409, so a conflict's body is parsed here with the same model."""
+    data = exc.data if exc.status != 409 else ErrorResponse.from_json(exc.body or "")
+    assert isinstance(data, ErrorResponse), exc.body
+    assert data.success is False and data.status == exc.status
+    return data.error
 
 
 def count(pred: Any) -> int:
@@ -140,7 +146,9 @@ def test_list_stages_is_anonymous_and_complete(server: ServerHandle) -> None:
     }
     assert {k: by_id[k].category.value for k in expected} == expected
     # The schema is the stage's real parameter model.
-    assert {"searches", "final_top_k"} <= set(by_id["feature_search"].parameter_schema["properties"])
+    assert {"searches", "final_top_k"} <= set(
+        by_id["feature_search"].parameter_schema["properties"]
+    )
     assert {"field", "operator", "value"} <= set(
         by_id["attribute_filter"].parameter_schema["properties"]
     )
@@ -233,7 +241,9 @@ def test_get_by_id_and_by_name_and_list(api: mixpeek.RetrieversApi) -> None:
 
     other = create(api, {"retriever_name": unique("other"), "stages": [fs_stage("s", [search()])]})
 
-    found = api.list_retrievers(list_retrievers_request=ListRetrieversRequest.from_dict({"search": name}))
+    found = api.list_retrievers(
+        list_retrievers_request=ListRetrieversRequest.from_dict({"search": name})
+    )
     assert isinstance(found, ListRetrieversResponse)
     assert found.total == 1
     assert [x.retriever_id for x in found.results or []] == [created.retriever_id]
@@ -247,12 +257,6 @@ def test_get_by_id_and_by_name_and_list(api: mixpeek.RetrieversApi) -> None:
     assert [x.retriever_id for x in posted.results or []] == ids
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pydantic.ValidationError,
-    reason="server bug: list_pagination() in api/schemas/public.py emits next_page/previous_page "
-    "as integers; the SDK's PaginationResponse declares them StrictStr",
-)
 def test_list_retrievers_pages(api: mixpeek.RetrieversApi) -> None:
     for _ in range(3):
         create(api, {"stages": [fs_stage("s", [search()])]})
@@ -328,6 +332,17 @@ def test_clone_copies_the_definition_under_a_new_name(api: mixpeek.RetrieversApi
     assert clone.budget_limits.to_dict() == {"max_credits": 3, "max_time_ms": 10}
     assert api.get_retriever(new_name).retriever_id == clone.retriever_id
     assert api.get_retriever(source.retriever_id).budget_limits == source.budget_limits
+
+    with pytest.raises(ConflictException) as info:
+        api.clone_retriever(
+            source.retriever_id, CloneRetrieverRequest.from_dict({"retriever_name": new_name})
+        )
+    assert error_of(info.value).code == "retriever_name_taken"
+    with pytest.raises(ConflictException) as info:
+        create(api, {"retriever_name": new_name, "stages": [fs_stage("s", [search()])]})
+    assert error_of(info.value).code == "retriever_name_taken"
+    with pytest.raises(NotFoundException):
+        api.clone_retriever("ret_missing", CloneRetrieverRequest.from_dict({"retriever_name": "x"}))
 
 
 def test_delete_removes_the_retriever_and_its_executions(
@@ -484,6 +499,13 @@ def test_execution_records_status_profile_and_history(api: mixpeek.RetrieversApi
     ok = execute(api, fid, inputs={"query": "zzz"}, skip_cache=True)
     assert ok.status == "failed"
     assert ok.error == "Budget exceeded: Maximum credits limit reached"
+    failed_detail = api.get_execution_retrievers(fid, ok.execution_id)
+    assert (failed_detail.status, failed_detail.error) == ("failed", ok.error)
+    assert failed_detail.documents == [] and failed_detail.documents_retained is False
+    assert (failed_detail.stages_completed, failed_detail.total_stages) == (1, 2)
+    assert failed_detail.stage_statistics.stages["dense"].error
+    failed_status = api.get_execution_status_retrievers(fid, ok.execution_id)
+    assert (failed_status["status"], failed_status["error"]) == ("failed", ok.error)
     failed_list = api.list_executions_retrievers(
         fid, list_executions_request=ListExecutionsRequest.from_dict({"status": "failed"})
     )
@@ -621,6 +643,51 @@ def test_missing_optional_input_relaxes_the_filter(api: mixpeek.RetrieversApi) -
     assert missing.stage_statistics.stages["by_category"].output_count == len(TEXTS)
 
 
+def test_relaxation_drops_only_the_condition_that_is_missing(api: mixpeek.RetrieversApi) -> None:
+    conditions = {
+        "AND": [
+            {"field": "metadata.category", "operator": "eq", "value": "{{INPUT.category}}"},
+            {"field": "metadata.year", "operator": "gte", "value": 2010},
+        ]
+    }
+    r = create(
+        api,
+        {
+            "input_schema": {"query": {"type": "text"}, "category": {"type": "string"}},
+            "stages": [
+                fs_stage("search", [search()], final_top_k=50),
+                {
+                    "stage_name": "where",
+                    "config": {
+                        "stage_id": "attribute_filter",
+                        "parameters": {"conditions": conditions},
+                    },
+                },
+            ],
+        },
+    )
+    rid = r.retriever_id
+    assert rid is not None
+    given = execute(api, rid, inputs={"query": "animals", "category": "pets"})
+    assert len(given.documents) == count(lambda _t, c, y: c == "pets" and y >= 2010)
+    assert given.interpretation["relaxations"] == []
+    missing = execute(api, rid, inputs={"query": "animals"})
+    assert len(missing.documents) == count(lambda _t, _c, y: y >= 2010) > len(given.documents)
+    assert all(d["metadata"]["year"] >= 2010 for d in missing.documents)
+    assert [(x["stage"], x["field"]) for x in missing.interpretation["relaxations"]] == [
+        ("where", "metadata.category")
+    ]
+
+
+def test_typeahead_suggests_metadata_values(api: mixpeek.RetrieversApi) -> None:
+    out = api.typeahead_retrievers(q="ga", fields="metadata.category", limit=5)
+    assert isinstance(out, TypeaheadResponse)
+    assert out.query == "ga"
+    assert [(v.var_field, v.value, v.count) for v in out.values or []] == [
+        ("metadata.category", "garden", count(lambda _t, c, _y: c == "garden"))
+    ]
+
+
 # --------------------------------------------------------------------------- adhoc
 
 
@@ -640,7 +707,8 @@ def test_adhoc_execute_list_and_get(client: mixpeek.ApiClient, api: mixpeek.Retr
         }
     )
     raw = adhoc.execute_adhoc_retriever_with_http_info(request)
-    assert raw.status_code == 200 and raw.headers["X-Execution-Mode"] == "adhoc"
+    headers = {k.lower(): v for k, v in (raw.headers or {}).items()}  # a plain dict
+    assert raw.status_code == 200 and headers["x-execution-mode"] == "adhoc"
     body = raw.data
     assert isinstance(body, dict)
     assert body["status"] == "completed"
@@ -656,7 +724,7 @@ def test_adhoc_execute_list_and_get(client: mixpeek.ApiClient, api: mixpeek.Retr
     second = adhoc.execute_adhoc_retriever(
         AdhocExecuteRequest.from_dict(
             {
-                "collection_ids": [COLLECTION],
+                "collection_identifiers": parsed_collection_ids(api),  # by id this time
                 "stages": [
                     {
                         "stage_name": "all_pets",

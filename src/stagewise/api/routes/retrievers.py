@@ -13,8 +13,10 @@ from stagewise.api.schemas.public import list_pagination
 from stagewise.api.schemas.retrievers import execution_summary, retriever_public
 from stagewise.errors import NotFound
 from stagewise.pipeline.registry import stage_definitions
+from stagewise.services import catalog
 from stagewise.services import execute as exe
 from stagewise.services import retrievers as svc
+from stagewise.services.explain import explain as explain_plan
 
 router = APIRouter(prefix="/v1/retrievers", tags=["retrievers"])
 Obj = Annotated[dict[str, Any], Body()]
@@ -31,11 +33,17 @@ def create_retriever(body: Obj, stores: StoresDep, ns: NamespaceDep, _: WriterKe
     return JsonResponse(retriever_public(svc.create_retriever(stores, ns=ns, body=body)))
 
 
-def _list(stores: StoresDep, ns: NamespaceDep, pq: PageQuery, search: str | None) -> JsonResponse:
+def _list(stores: StoresDep, ns: NamespaceDep, pq: PageQuery, body: dict[str, Any]) -> JsonResponse:
     limit, offset, _, _ = pq.resolve(None)
-    items = stores.metadata.list_retrievers(ns.namespace_id)
-    if search:
-        items = [r for r in items if search.lower() in r.retriever_name.lower()]
+    sorts = body.get("sorts") or ([body["sort"]] if isinstance(body.get("sort"), dict) else [])
+    items = catalog.list_retrievers(
+        stores,
+        ns=ns,
+        search=body.get("search"),
+        filters=body.get("filters"),
+        sorts=sorts,
+        case_sensitive=bool(body.get("case_sensitive")),
+    )
     page, has_more = slice_page(items, limit, offset)
     return JsonResponse(
         {
@@ -55,14 +63,26 @@ def list_retrievers(
     pq: Annotated[PageQuery, Depends(page_query)],
     body: Annotated[dict[str, Any] | None, Body()] = None,
 ) -> JsonResponse:
-    return _list(stores, ns, pq, (body or {}).get("search"))
+    return _list(stores, ns, pq, body or {})
 
 
 @router.get("")
 def list_retrievers_get(
     stores: StoresDep, ns: NamespaceDep, pq: Annotated[PageQuery, Depends(page_query)]
 ) -> JsonResponse:
-    return _list(stores, ns, pq, None)
+    return _list(stores, ns, pq, {})
+
+
+@router.get("/typeahead")
+def typeahead(
+    stores: StoresDep,
+    ns: NamespaceDep,
+    q: Annotated[str, Query(min_length=1, max_length=200)],
+    fields: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> JsonResponse:
+    wanted = [f.strip() for f in (fields or "").split(",") if f.strip()]
+    return JsonResponse(catalog.typeahead(stores, ns=ns, q=q, fields=wanted, limit=limit))
 
 
 @router.get("/{retriever_id}")
@@ -110,8 +130,13 @@ def execute_retriever(
     wait: Annotated[
         bool, Query(description="false: answer pending at once, run in background")
     ] = True,
+    explain: Annotated[bool, Query(description="add the plan with per-stage estimates")] = False,
 ) -> JsonResponse | StreamingResponse:
     r = svc.get_retriever(stores, ns=ns, identifier=retriever_id)
+    extra = None
+    if explain or body.get("explain"):
+        # The plan as it stood before this run (estimates from earlier runs).
+        extra = {"explain_plan": explain_plan(stores, ns=ns, retriever=r)}
     plan = exe.plan(
         stores,
         ns=ns,
@@ -125,6 +150,7 @@ def execute_retriever(
         wait=wait,
         stream=bool(body.get("stream")),
         legacy=include_legacy_results or bool(body.get("include_legacy_results")),
+        extra=extra,
     )
 
 

@@ -134,7 +134,8 @@ def list_pagination(
         "total_pages": total_pages,
         "page": page,
         "page_size": limit,
-        "next_page": page + 1 if has_more else None,
-        "previous_page": page - 1 if page > 1 else None,
+        # The SDK declares these as strings.
+        "next_page": str(page + 1) if has_more else None,
+        "previous_page": str(page - 1) if page > 1 else None,
         "next_cursor": next_cursor,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -9,6 +10,23 @@ import orjson
 from stagewise.domain.pipeline_records import ExecutionRecord, RetrieverRecord
 from stagewise.ids import iso
 from stagewise.services.retrievers import fusion_of
+
+_URI = re.compile(
+    r"^(?P<scheme>\w+)://(?P<extractor>[\w-]+)@(?P<version>[\w.-]+)(?:/(?P<output>.+))?$"
+)
+
+
+def feature_dependencies(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The extractor features a retriever's searches use, parsed from their feature URIs."""
+    seen: dict[str, dict[str, Any]] = {}
+    for spec in stages:
+        params = spec["config"].get("parameters") or {}
+        for search in params.get("searches") or []:
+            uri = search.get("feature_uri") if isinstance(search, dict) else None
+            match = _URI.match(uri) if isinstance(uri, str) else None
+            if match:
+                seen[uri] = match.groupdict()  # type: ignore[index]
+    return list(seen.values())
 
 
 def retriever_public(r: RetrieverRecord) -> dict[str, Any]:
@@ -41,7 +59,7 @@ def retriever_public(r: RetrieverRecord) -> dict[str, Any]:
         "updated_at": iso(r.updated_at),
         "fusion": fusion_of(r.stages),
         "is_published": False,
-        "feature_dependencies": [],
+        "feature_dependencies": feature_dependencies(r.stages),
     }
 
 
