@@ -232,22 +232,32 @@ class FeatureSearch(Stage):
         payloads: dict[str, tuple[str, dict[str, Any]]] = {}
         embed_cache: dict[str, list[float]] = {}
         skipped: list[int] = []
-        for i, search in enumerate(p.searches):
-            ctx.budget.check(CREDITS_PER_SEARCH)
+        # Plan every (search, collection) request first, so each collection answers all of
+        # its searches in one engine call.
+        planned: list[list[tuple[str, SearchRequest]]] = []
+        by_collection: dict[str, list[SearchRequest]] = {}
+        for search in p.searches:
             ctx.budget.charge(CREDITS_PER_SEARCH)
-            merged: list[tuple[str, float]] = []
-            ran = False
+            pairs: list[tuple[str, SearchRequest]] = []
             for col in self._targets(ctx, search):
-                req = self._request(ctx, search, col, flt, embed_cache)
-                if req is None:
-                    continue
-                ran = True
-                hits: list[ScoredHit] = ctx.stores.index.search(col.collection_id, [req])[0]
-                for h in hits:
-                    key = f"{col.collection_id}\x1f{h.document_id}"
-                    payloads[key] = (col.collection_id, h.payload)
+                request = self._request(ctx, search, col, flt, embed_cache)
+                if request is not None:
+                    pairs.append((col.collection_id, request))
+                    by_collection.setdefault(col.collection_id, []).append(request)
+            planned.append(pairs)
+        answers: dict[int, list[ScoredHit]] = {}
+        for collection_id, batch in by_collection.items():
+            ctx.budget.check()
+            for req, hits in zip(batch, ctx.stores.index.search(collection_id, batch), strict=True):
+                answers[id(req)] = hits
+        for i, (search, pairs) in enumerate(zip(p.searches, planned, strict=True)):
+            merged: list[tuple[str, float]] = []
+            for collection_id, request in pairs:
+                for h in answers[id(request)]:
+                    key = f"{collection_id}\x1f{h.document_id}"
+                    payloads[key] = (collection_id, h.payload)
                     merged.append((key, h.score))
-            if not ran:
+            if not pairs:
                 if search.on_empty == "skip" or search.optional:
                     skipped.append(i)
                     continue

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# JSON columns go through orjson: several times faster than the stdlib for result snapshots.
+_JSON = {"json_serializer": _dumps, "json_deserializer": orjson.loads}
 
 
 def make_engine(url: str, *, synchronous: str = "FULL") -> Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(
             url,
+            **_JSON,
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=8,
             max_overflow=8,
@@ -30,4 +40,4 @@ def make_engine(url: str, *, synchronous: str = "FULL") -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, **_JSON)
