@@ -153,3 +153,21 @@ def test_validation_error_names_the_field(server: ServerHandle) -> None:
     resp = server.client(server.admin_key).post("/v1/namespaces", json={"description": "no name"})
     body = assert_error_shape(resp, 422)
     assert "namespace_name" in body["error"]["message"]  # type: ignore[index]
+
+
+def test_byo_upsert_bad_bodies(setup: tuple[httpx.Client, str], server: ServerHandle) -> None:
+    client, ns = setup
+    admin = server.client(server.admin_key)
+    url = f"/v1/namespaces/{ns}/documents/upsert"
+    resp = admin.post(url, content=b'{"documents": [', headers={"Content-Type": "application/json"})
+    assert_error_shape(resp, 400)
+    body = assert_error_shape(admin.post(url, json={"collection_id": "docs"}), 422)
+    assert "documents" in body["error"]["message"]  # type: ignore[index]
+    too_many = [{"document_id": f"d{i}", "vectors": {}} for i in range(1001)]
+    assert_error_shape(admin.post(url, json={"documents": too_many}), 422)
+    bools = {"document_id": "b", "vectors": {"all_minilm_l6_v2": [True] * 384}}
+    body = assert_error_shape(
+        admin.post(url, json={"collection_id": "docs", "documents": [bools]}), 422
+    )
+    assert body["error"]["code"] == "invalid_vector"  # type: ignore[index]
+    assert count(client) == 1

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
+import orjson
 from fastapi import Depends, Header, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
 from stagewise.domain.records import NamespaceRecord
 from stagewise.errors import InvalidRequest
@@ -55,3 +58,28 @@ def get_namespace_dep(
 
 
 NamespaceDep = Annotated[NamespaceRecord, Depends(get_namespace_dep)]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def orjson_body(request: Request) -> Any:
+    """The request body parsed with orjson (large vector payloads parse ~4x faster than with
+    the stdlib json FastAPI uses); malformed JSON takes the usual 400 path."""
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": f"JSON decode error: {exc}"}]
+        ) from exc
+
+
+RawBody = Annotated[Any, Depends(orjson_body)]
+
+
+def parse_body(model: type[M], raw: Any) -> M:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        raise RequestValidationError(errors) from exc

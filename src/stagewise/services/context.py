@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from stagewise.config import Settings
 from stagewise.embeddings.base import Embedder
 from stagewise.embeddings.factory import make_embedder
+from stagewise.storage.cached import CachedMetadataStore
 from stagewise.storage.index.edge import EdgeSearchIndex
 from stagewise.storage.protocols import MetadataStore, SearchIndex
 from stagewise.storage.sql.store import SqlMetadataStore
@@ -26,7 +27,10 @@ class Stores:
 
 def open_stores(settings: Settings) -> Stores:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    metadata = SqlMetadataStore(settings.resolved_database_url())
+    url = settings.resolved_database_url()
+    sql = SqlMetadataStore(url)
+    # The embedded default is owned by this one process, so its hot records can be cached.
+    metadata: MetadataStore = CachedMetadataStore(sql) if url.startswith("sqlite") else sql
     index = EdgeSearchIndex(settings.index_dir)
     embedder = make_embedder(settings.embedder, settings.embed_batch_size)
     return Stores(settings=settings, metadata=metadata, index=index, embedder=embedder)

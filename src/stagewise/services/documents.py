@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from stagewise.domain.records import CollectionRecord, DocumentRecord
 from stagewise.errors import NotFound, ValidationFailed
@@ -39,6 +40,29 @@ def _check_text_sizes(stores: Stores, values: dict[str, Any], where: str) -> Non
             )
 
 
+def _checked_vector(name: str, values: Any, storage_name: str, dims: int) -> list[float]:
+    """One vector checked with numpy (a Python loop per float costs ~0.4 ms per vector)."""
+    arr = np.asarray(values) if isinstance(values, list) else None
+    # Kinds: 'i'/'u' integers and 'f' floats; booleans, strings, nested lists are refused.
+    if arr is None or arr.ndim != 1 or arr.dtype.kind not in "iuf":
+        raise ValidationFailed(
+            f"Vector '{name}' must be a list of numbers", code="invalid_vector", vector=name
+        )
+    if arr.shape[0] != dims:
+        raise ValidationFailed(
+            f"Vector '{name}' has {arr.shape[0]} dimensions; '{storage_name}' expects {dims}",
+            code="vector_dimension_mismatch",
+            vector=name,
+            expected=dims,
+            received=int(arr.shape[0]),
+        )
+    floats = arr.astype(np.float64, copy=False)
+    if not np.isfinite(floats).all():
+        raise ValidationFailed(f"Vector '{name}' contains NaN or infinity", vector=name)
+    result: list[float] = floats.tolist()
+    return result
+
+
 def validate_vectors(col: CollectionRecord, vectors: dict[str, Any]) -> dict[str, list[float]]:
     """Map user vector names (short name, URI or storage name) to storage names, checking dims."""
     valid = {spec.name: spec.dimensions for spec in col.vector_indexes}
@@ -52,25 +76,7 @@ def validate_vectors(col: CollectionRecord, vectors: dict[str, Any]) -> dict[str
                 code="unknown_vector",
                 valid_vectors=valid,
             )
-        if not isinstance(values, list) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in values
-        ):
-            raise ValidationFailed(
-                f"Vector '{name}' must be a list of numbers", code="invalid_vector", vector=name
-            )
-        if len(values) != spec.dimensions:
-            raise ValidationFailed(
-                f"Vector '{name}' has {len(values)} dimensions; '{spec.name}' expects "
-                f"{spec.dimensions}",
-                code="vector_dimension_mismatch",
-                vector=name,
-                expected=spec.dimensions,
-                received=len(values),
-            )
-        floats = [float(v) for v in values]
-        if not all(math.isfinite(v) for v in floats):
-            raise ValidationFailed(f"Vector '{name}' contains NaN or infinity", vector=name)
-        out[spec.name] = floats
+        out[spec.name] = _checked_vector(name, values, spec.name, spec.dimensions)
     return out
 
 

@@ -205,12 +205,13 @@ def run_execution(
 ) -> list[dict[str, Any]]:
     """Run the pipeline; failures are recorded, not raised. While it runs the record is live
     in this process (status and GET read it directly) and persisted at most every
-    PROGRESS_SAVE_INTERVAL_S, so fast runs cost two writes and slow ones stay observable
+    PROGRESS_SAVE_INTERVAL_S, so fast runs cost one write and slow ones stay observable
     from other processes too."""
     ns = stores.metadata.get_namespace(record.namespace_id)
     record.status, record.started_at = "processing", utc_now()
     _live[record.execution_id] = record
-    stores.metadata.save_execution(record)
+    # No write at the start: a run is stored when it ends, and also mid-run once it has lasted
+    # PROGRESS_SAVE_INTERVAL_S (so fast runs cost one write, slow ones stay observable).
     last_save = time.monotonic()
     limits = record.budget_limits
     budget = Budget(limits.get("max_credits"), limits.get("max_time_ms"))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from stagewise.api.deps import StoresDep, WriterKey
+from stagewise.api.deps import RawBody, StoresDep, WriterKey, parse_body
 from stagewise.api.responses import JsonResponse
 from stagewise.api.schemas.public import document_public
 from stagewise.api.schemas.requests import ByoUpsertBody
@@ -13,10 +13,19 @@ from stagewise.services.namespaces import get_namespace
 router = APIRouter(prefix="/v1/namespaces/{namespace_id}/documents", tags=["documents"])
 
 
-@router.post("/upsert")
+@router.post(
+    "/upsert",
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/json": {"schema": ByoUpsertBody.model_json_schema()}},
+            "required": True,
+        }
+    },
+)
 def upsert_documents(
-    namespace_id: str, body: ByoUpsertBody, stores: StoresDep, principal: WriterKey
+    namespace_id: str, raw: RawBody, stores: StoresDep, principal: WriterKey
 ) -> JsonResponse:
+    body = parse_body(ByoUpsertBody, raw)
     ns = get_namespace(stores, identifier=namespace_id)
     principal.require_namespace(ns.namespace_id)
     return JsonResponse(

@@ -145,11 +145,12 @@ class PipelineTables:
             if not updated:
                 conn.execute(t.executions.insert().values(**values))
             if results is not None:
-                conn.execute(
-                    t.execution_results.delete().where(
-                        t.execution_results.c.execution_id == x.execution_id
+                if updated:  # a new execution has no snapshot to replace
+                    conn.execute(
+                        t.execution_results.delete().where(
+                            t.execution_results.c.execution_id == x.execution_id
+                        )
                     )
-                )
                 if results:
                     conn.execute(
                         t.execution_results.insert(),
