@@ -14,8 +14,10 @@ from stagewise.config import Settings
 app = typer.Typer(help="Stagewise: a self-hosted retrieval engine that speaks the Mixpeek API.")
 keys_app = typer.Typer(help="Manage API keys.")
 db_app = typer.Typer(help="Manage the metadata database.")
+index_app = typer.Typer(help="Maintain the search indexes (run with the server stopped).")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.add_typer(index_app, name="index")
 console = Console()
 
 DataDir = Annotated[
@@ -96,3 +98,27 @@ def db_upgrade(data_dir: DataDir = None) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     SqlMetadataStore(settings.resolved_database_url()).close()
     console.print("database is at the latest migration")
+
+
+@index_app.command("optimize")
+def index_optimize(data_dir: DataDir = None) -> None:
+    """Build HNSW and payload indexes for every collection's new points (offline)."""
+    import time
+
+    from stagewise.services.context import open_stores
+    from stagewise.services.documents import replay_into_index
+
+    stores = open_stores(_settings(data_dir))
+    try:
+        for ns in stores.metadata.list_namespaces():
+            for col in stores.metadata.list_collections(ns.namespace_id):
+                replay_into_index(stores, col)
+                pending = stores.index.unindexed_points(col.collection_id)
+                started = time.perf_counter()
+                stores.index.optimize(col.collection_id)
+                console.print(
+                    f"{ns.namespace_name}/{col.collection_name}: {pending} new points indexed "
+                    f"in {time.perf_counter() - started:.1f} s"
+                )
+    finally:
+        stores.close()

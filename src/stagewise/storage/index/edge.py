@@ -72,6 +72,7 @@ class EdgeSearchIndex:
         self._shards: dict[str, EdgeShard] = {}
         self._locks: dict[str, threading.RLock] = {}
         self._guard = threading.Lock()
+        self._schemas: dict[str, dict[str, str]] = {}  # payload index kinds, per shard
 
     # ---- lifecycle
     def close(self) -> None:
@@ -134,6 +135,7 @@ class EdgeSearchIndex:
     def drop_collection(self, collection_id: str) -> None:
         with self._lock(collection_id):
             shard = self._shards.pop(collection_id, None)
+            self._schemas.pop(collection_id, None)
             if shard is not None:
                 shard.close()
             shutil.rmtree(self._path(collection_id), ignore_errors=True)
@@ -328,8 +330,25 @@ class EdgeSearchIndex:
         schema = payload_index_schema(kind)
         with self._lock(collection_id):
             shard.update(UpdateOperation.create_field_index(field, schema))
+            self._schemas.pop(collection_id, None)
         return True
 
     def indexed_fields(self, collection_id: str) -> dict[str, str]:
+        cached = self._schemas.get(collection_id)
+        if cached is None:
+            info = self.shard(collection_id).info()
+            cached = {k: str(v.data_type) for k, v in info.payload_schema.items()}
+            self._schemas[collection_id] = cached
+        return cached
+
+    def unindexed_points(self, collection_id: str) -> int:
+        """Points still searched by exact scan (not yet in an HNSW segment)."""
         info = self.shard(collection_id).info()
-        return {k: str(v.data_type) for k, v in info.payload_schema.items()}
+        return max(0, int(info.points_count) - int(info.indexed_vectors_count))
+
+    def optimize(self, collection_id: str) -> bool:
+        """Build HNSW and payload indexes over new points. Blocks this process (the binding
+        holds the GIL), so it runs at start-up or offline, never while serving."""
+        shard = self.shard(collection_id)
+        with self._lock(collection_id):
+            return bool(shard.optimize())
