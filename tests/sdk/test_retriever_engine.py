@@ -4,53 +4,18 @@ from __future__ import annotations
 
 import mixpeek
 import pytest
-from mixpeek.models import CreateNamespaceRequest
 
 from tests.sdk.conftest import ClientFactory
+from tests.support.corpus import TEXTS, seed_corpus
+from tests.support.server import ServerHandle
 
 pytestmark = [pytest.mark.sdk]
 
-TEXTS = [
-    ("The cat sat quietly on the warm windowsill", "pets", 2019),
-    ("Quantum computers use qubits to run algorithms", "science", 2021),
-    ("A kitten napped in the afternoon sun by the window", "pets", 2022),
-    ("Stock markets fell sharply after the announcement", "finance", 2020),
-    ("Photosynthesis converts sunlight into chemical energy", "science", 2018),
-    ("The zyxquartz protocol was ratified yesterday", "science", 2023),
-] + [
-    (f"Filler document number {i} about gardening and soil", "garden", 2000 + i) for i in range(30)
-]
-
 
 @pytest.fixture
-def corpus(sdk: ClientFactory, ns_name: str, server: object) -> mixpeek.ApiClient:
-    mixpeek.NamespacesApi(sdk()).create_namespace(
-        CreateNamespaceRequest.from_dict({"namespace_name": ns_name})
-    )
-    client = sdk(namespace=ns_name)
-    api = client.call_api  # noqa: F841  (keep the typed client alive for the test)
-    import httpx
-
-    base = client.configuration.host
-    headers = {
-        "Authorization": f"Bearer {client.configuration.access_token}",
-        "X-Namespace": ns_name,
-    }
-    with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
-        http.post(
-            "/v1/collections",
-            json={
-                "collection_name": "kbase",
-                "source": {"type": "direct_upsert"},
-                "feature_extractor": {"feature_extractor_name": "text_extractor", "version": "v1"},
-            },
-        ).raise_for_status()
-        for text, cat, year in TEXTS:
-            http.post(
-                "/v1/collections/kbase/documents",
-                json={"text": text, "metadata": {"category": cat, "year": year}},
-            ).raise_for_status()
-    return client
+def corpus(sdk: ClientFactory, ns_name: str, server: ServerHandle) -> mixpeek.ApiClient:
+    seed_corpus(server, ns_name).close()
+    return sdk(namespace=ns_name)
 
 
 def create(client: mixpeek.ApiClient, body: dict[str, object]) -> str:

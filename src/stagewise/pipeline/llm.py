@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
+from stagewise.domain.records import CollectionRecord
 from stagewise.errors import StageFailed, ValidationFailed
+from stagewise.pipeline.stage import Candidate, Stage, StageContext, StageParams, StageResult
 
 PROVIDER_ENV = "STAGEWISE_LLM_PROVIDER"
 API_KEY_ENV = "STAGEWISE_LLM_API_KEY"
@@ -71,3 +73,18 @@ def fail_not_implemented(stage_id: str) -> StageFailed:
     """What an LLM stage raises at run time when a provider is configured: no fake output."""
     provider = require_provider(stage_id)
     return StageFailed(NOT_IMPLEMENTED, stage_id=stage_id, provider=provider)
+
+
+class LLMStage(Stage):
+    """Base of the LLM stages: refused at creation without a provider, and never faking output
+    at run time."""
+
+    icon: ClassVar[str] = "sparkles"
+    credits_per_document: ClassVar[float] = 0.0
+
+    @classmethod
+    def validate_for(cls, params: StageParams, collections: list[CollectionRecord]) -> None:
+        require_provider(cls.stage_id)
+
+    def run(self, ctx: StageContext, candidates: list[Candidate]) -> StageResult:
+        raise fail_not_implemented(self.stage_id)

@@ -10,6 +10,7 @@ from typing import Any
 from stagewise.domain.records import CollectionRecord, DocumentRecord
 from stagewise.errors import ValidationFailed
 from stagewise.ids import iso
+from stagewise.pipeline.docpath import sort_key
 from stagewise.services.context import Stores
 from stagewise.storage.index.payload import get_path
 
@@ -87,17 +88,6 @@ def document_view(doc: DocumentRecord) -> dict[str, Any]:
     }
 
 
-def _sort_key(value: Any) -> tuple[int, Any]:
-    # Numbers before strings before everything else; None handled by the caller.
-    if isinstance(value, bool):
-        return (0, float(value))
-    if isinstance(value, int | float):
-        return (0, float(value))
-    if isinstance(value, str):
-        return (1, value)
-    return (2, json.dumps(value, sort_keys=True, default=str))
-
-
 def list_documents(stores: Stores, *, col: CollectionRecord, query: ListQuery) -> ListResult:
     if not 1 <= query.limit <= MAX_LIMIT:
         raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
@@ -123,7 +113,7 @@ def list_documents(stores: Stores, *, col: CollectionRecord, query: ListQuery) -
         present = [d for d in docs if get_path(document_view(d), field) is not None]
         missing = [d for d in docs if get_path(document_view(d), field) is None]
         present.sort(
-            key=lambda d: _sort_key(get_path(document_view(d), field)), reverse=query.descending
+            key=lambda d: sort_key(get_path(document_view(d), field)), reverse=query.descending
         )
         docs = present + missing  # documents without the field always come last
     start = query.offset

@@ -10,16 +10,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from stagewise.domain.records import CollectionRecord
-from stagewise.pipeline.llm import LLMProvider, fail_not_implemented, require_provider
+from stagewise.pipeline.llm import LLMProvider, LLMStage
 from stagewise.pipeline.registry import register
 from stagewise.pipeline.stage import (
-    Candidate,
     Category,
-    Stage,
-    StageContext,
     StageParams,
-    StageResult,
 )
 
 
@@ -49,19 +44,10 @@ class LLMEnrichParams(StageParams):
 
 
 @register
-class LLMEnrich(Stage):
+class LLMEnrich(LLMStage):
     stage_id: ClassVar[str] = "llm_enrich"
     category: ClassVar[Category] = "apply"
     description: ClassVar[str] = (
         "Write an LLM's answer about each document into a field (needs an LLM provider)"
     )
-    icon: ClassVar[str] = "sparkles"
     Params = LLMEnrichParams
-    credits_per_document: ClassVar[float] = 0.0
-
-    @classmethod
-    def validate_for(cls, params: StageParams, collections: list[CollectionRecord]) -> None:
-        require_provider(cls.stage_id)
-
-    def run(self, ctx: StageContext, candidates: list[Candidate]) -> StageResult:
-        raise fail_not_implemented(self.stage_id)

@@ -10,16 +10,11 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from stagewise.domain.records import CollectionRecord
-from stagewise.pipeline.llm import LLMProvider, fail_not_implemented, require_provider
+from stagewise.pipeline.llm import LLMProvider, LLMStage
 from stagewise.pipeline.registry import register
 from stagewise.pipeline.stage import (
-    Candidate,
     Category,
-    Stage,
-    StageContext,
     StageParams,
-    StageResult,
 )
 
 
@@ -38,19 +33,10 @@ class LLMFilterParams(StageParams):
 
 
 @register
-class LLMFilter(Stage):
+class LLMFilter(LLMStage):
     stage_id: ClassVar[str] = "llm_filter"
     category: ClassVar[Category] = "filter"
     description: ClassVar[str] = (
         "Keep documents an LLM judges to meet natural-language criteria (needs an LLM provider)"
     )
-    icon: ClassVar[str] = "sparkles"
     Params = LLMFilterParams
-    credits_per_document: ClassVar[float] = 0.0
-
-    @classmethod
-    def validate_for(cls, params: StageParams, collections: list[CollectionRecord]) -> None:
-        require_provider(cls.stage_id)
-
-    def run(self, ctx: StageContext, candidates: list[Candidate]) -> StageResult:
-        raise fail_not_implemented(self.stage_id)

@@ -11,16 +11,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from stagewise.domain.records import CollectionRecord
-from stagewise.pipeline.llm import fail_not_implemented, require_provider
+from stagewise.pipeline.llm import LLMStage
 from stagewise.pipeline.registry import register
 from stagewise.pipeline.stage import (
-    Candidate,
     Category,
-    Stage,
-    StageContext,
     StageParams,
-    StageResult,
 )
 
 
@@ -39,7 +34,7 @@ class QueryExpandParams(StageParams):
 
 
 @register
-class QueryExpand(Stage):
+class QueryExpand(LLMStage):
     stage_id: ClassVar[str] = "query_expand"
     category: ClassVar[Category] = "filter"
     description: ClassVar[str] = (
@@ -48,11 +43,3 @@ class QueryExpand(Stage):
     )
     icon: ClassVar[str] = "wand"
     Params = QueryExpandParams
-    credits_per_document: ClassVar[float] = 0.0
-
-    @classmethod
-    def validate_for(cls, params: StageParams, collections: list[CollectionRecord]) -> None:
-        require_provider(cls.stage_id)
-
-    def run(self, ctx: StageContext, candidates: list[Candidate]) -> StageResult:
-        raise fail_not_implemented(self.stage_id)

@@ -10,16 +10,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from stagewise.domain.records import CollectionRecord
-from stagewise.pipeline.llm import LLMProvider, fail_not_implemented, require_provider
+from stagewise.pipeline.llm import LLMProvider, LLMStage
 from stagewise.pipeline.registry import register
 from stagewise.pipeline.stage import (
-    Candidate,
     Category,
-    Stage,
-    StageContext,
     StageParams,
-    StageResult,
 )
 
 
@@ -50,7 +45,7 @@ class SummarizeParams(StageParams):
 
 
 @register
-class Summarize(Stage):
+class Summarize(LLMStage):
     stage_id: ClassVar[str] = "summarize"
     category: ClassVar[Category] = "reduce"
     description: ClassVar[str] = (
@@ -59,11 +54,3 @@ class Summarize(Stage):
     )
     icon: ClassVar[str] = "file-text"
     Params = SummarizeParams
-    credits_per_document: ClassVar[float] = 0.0
-
-    @classmethod
-    def validate_for(cls, params: StageParams, collections: list[CollectionRecord]) -> None:
-        require_provider(cls.stage_id)
-
-    def run(self, ctx: StageContext, candidates: list[Candidate]) -> StageResult:
-        raise fail_not_implemented(self.stage_id)
