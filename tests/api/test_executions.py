@@ -383,3 +383,37 @@ def test_explain_inline_and_retriever_list_filters(http: httpx.Client) -> None:
     assert listed({"sort": {"field": "metadata.n", "direction": "desc"}}) == [a, b]
     bad = http.post("/v1/retrievers/list", json={"filters": {"tags": {"$regex": "a"}}})
     assert bad.status_code == 422
+
+
+def test_join_on_a_deleted_collection_fails_the_run(http: httpx.Client) -> None:
+    http.post("/v1/collections", json={"collection_name": "labels", "source": {"type": "none"}})
+    http.post(
+        "/v1/collections/labels/documents",
+        json={"metadata": {"category": "pets", "label": "Pets & animals"}},
+    )
+    enrich = {
+        "stage_name": "join",
+        "config": {
+            "stage_id": "document_enrich",
+            "parameters": {
+                "target_collection_id": "labels",
+                "source_field": "metadata.category",
+                "target_field": "metadata.category",
+                "fields_to_merge": ["metadata.label"],
+                "output_field": "category_info",
+            },
+        },
+    }
+    rid = make(http, [fs("search", [search()], final_top_k=5), enrich])
+    ok = run(http, rid, {"inputs": {"query": "kitten sleeping"}})
+    assert ok["status"] == "completed"
+    pets = [d for d in ok["documents"] if d["metadata"]["category"] == "pets"]
+    assert pets and all(d["category_info"]["metadata"]["label"] == "Pets & animals" for d in pets)
+
+    assert http.delete("/v1/collections/labels").status_code == 200
+    failed = run(http, rid, {"inputs": {"query": "kitten sleeping"}, "skip_cache": True})
+    assert failed["status"] == "failed"
+    assert "labels" in failed["error"] and "no longer exists" in failed["error"]
+    stages = failed["stage_statistics"]["stages"]
+    assert stages["search"]["output_count"] == 5 and "error" in stages["join"]
+    assert failed["stages_completed"] == 1
