@@ -346,7 +346,7 @@ def test_rerank_puts_the_matching_document_first() -> None:
             "solar": "Solar panel efficiency rose again this year, panels convert more light.",
         }
     )
-    stage = build("rerank", query="solar panel efficiency")
+    stage = build("rerank", combine="replace", query="solar panel efficiency")
     ctx = make_ctx(stores, [])
     result = stage.run(ctx, cands)
     assert ids(result.candidates) == ["solar", "cake"]
@@ -370,7 +370,7 @@ def test_rerank_respects_max_candidates_and_top_k() -> None:
         "d4": "still unrelated text",
     }
     ctx = make_ctx(stores, [])
-    result = build("rerank", query="quantum computing", max_candidates=2).run(
+    result = build("rerank", combine="replace", query="quantum computing", max_candidates=2).run(
         ctx, rerank_cands(texts)
     )
     # only d1, d2 are scored; d3 (a better match) stays below them, unscored, in order
@@ -381,9 +381,9 @@ def test_rerank_respects_max_candidates_and_top_k() -> None:
     assert result.metadata["unscored_past_max_candidates"] == 2
     assert ctx.budget.credits_used == pytest.approx(0.02)
 
-    top = build("rerank", query="quantum computing", max_candidates=None, top_k=2).run(
-        make_ctx(stores, []), rerank_cands(texts)
-    )
+    top = build(
+        "rerank", combine="replace", query="quantum computing", max_candidates=None, top_k=2
+    ).run(make_ctx(stores, []), rerank_cands(texts))
     assert ids(top.candidates) == ["d3", "d2"]
 
 
@@ -392,7 +392,11 @@ def test_rerank_text_fallback_and_custom_score_field() -> None:
     cands = rerank_cands({"a": "red apples", "b": "green pears"}, field_name="text")
     cands.append(Candidate("c", "col_1", 0.1, doc={"other": "x"}))
     result = build(
-        "rerank", query="pears", document_field="metadata.body", score_field="metadata.rr"
+        "rerank",
+        combine="replace",
+        query="pears",
+        document_field="metadata.body",
+        score_field="metadata.rr",
     ).run(make_ctx(stores, []), cands)
     assert ids(result.candidates) == ["b", "a", "c"]  # c has no text: unscored, after
     assert result.candidates[0].doc["metadata"]["rr"] == result.candidates[0].score
@@ -405,7 +409,9 @@ def test_rerank_long_document_is_not_truncated_to_one_window() -> None:
         "short": "an unrelated note about gardening",
         "long": filler + " The volcano eruption covered the island in ash.",
     }
-    stage = build("rerank", query="volcano eruption ash", max_document_chars=50000)
+    stage = build(
+        "rerank", combine="replace", query="volcano eruption ash", max_document_chars=50000
+    )
     result = stage.run(make_ctx(make_stores(), []), rerank_cands(texts))
     assert ids(result.candidates) == ["long", "short"]
     chunks = chunk_text(texts["long"])
@@ -414,23 +420,29 @@ def test_rerank_long_document_is_not_truncated_to_one_window() -> None:
 
 
 def test_rerank_needs_a_query() -> None:
-    stage = build("rerank", query=None)
+    stage = build("rerank", combine="replace", query=None)
     with pytest.raises(ValidationFailed, match="rerank needs a query"):
         stage.run(make_ctx(make_stores(), []), rerank_cands({"a": "x"}))
     with pytest.raises(ValidationFailed, match="rerank needs a query"):
-        build("rerank", query="  ").run(make_ctx(make_stores(), []), [])
+        build("rerank", combine="replace", query="  ").run(make_ctx(make_stores(), []), [])
     # the default '{{INPUT.query}}' is rendered by the stage when the runner did not
     with pytest.raises(ValidationFailed, match="rerank needs a query"):
-        build("rerank").run(make_ctx(make_stores(), [], inputs={}), rerank_cands({"a": "x"}))
+        build("rerank", combine="replace").run(
+            make_ctx(make_stores(), [], inputs={}), rerank_cands({"a": "x"})
+        )
     cands = rerank_cands({"a": "red", "b": "blue"})
-    result = build("rerank").run(make_ctx(make_stores(), [], inputs={"query": "blue"}), cands)
+    result = build("rerank", combine="replace").run(
+        make_ctx(make_stores(), [], inputs={"query": "blue"}), cands
+    )
     assert ids(result.candidates) == ["b", "a"]
 
 
 def test_rerank_budget_is_charged_per_pair() -> None:
     cands = rerank_cands({f"d{i}": f"text {i}" for i in range(5)})
     with pytest.raises(BudgetExceeded):
-        build("rerank", query="text").run(make_ctx(make_stores(), [], max_credits=0.04), cands)
+        build("rerank", combine="replace", query="text").run(
+            make_ctx(make_stores(), [], max_credits=0.04), cands
+        )
 
 
 def test_rerank_uses_a_local_cross_encoder_when_configured(
@@ -446,14 +458,14 @@ def test_rerank_uses_a_local_cross_encoder_when_configured(
     monkeypatch.setenv("STAGEWISE_RERANK_MODEL_DIR", str(model_dir))
     monkeypatch.setitem(rerank_module._CROSS_ENCODERS, str(model_dir), FakeCrossEncoder())
     cands = rerank_cands({"a": "short", "b": "a much longer text"})
-    result = build("rerank", query="q").run(make_ctx(make_stores(), []), cands)
+    result = build("rerank", combine="replace", query="q").run(make_ctx(make_stores(), []), cands)
     assert result.metadata["scorer"] == "cross-encoder:my-reranker"
     assert ids(result.candidates) == ["b", "a"]
     assert result.candidates[0].score == float(len("a much longer text"))
 
     monkeypatch.setenv("STAGEWISE_RERANK_MODEL_DIR", str(tmp_path / "missing"))
     with pytest.raises(StageFailed, match="not a directory"):
-        build("rerank", query="q").run(make_ctx(make_stores(), []), cands)
+        build("rerank", combine="replace", query="q").run(make_ctx(make_stores(), []), cands)
 
 
 @pytest.mark.slow
@@ -469,7 +481,9 @@ def test_rerank_with_real_minilm_prefers_the_semantic_match() -> None:
             "photosynthesis": "Green leaves turn sunlight, water and carbon dioxide into sugar.",
         }
     )
-    result = build("rerank", query="how do plants make their food").run(make_ctx(stores, []), cands)
+    result = build("rerank", combine="replace", query="how do plants make their food").run(
+        make_ctx(stores, []), cands
+    )
     assert result.metadata["scorer"] == "minilm-maxsim"
     assert ids(result.candidates)[0] == "photosynthesis"
 
@@ -779,7 +793,8 @@ def test_mmr_then_rerank_through_the_runner() -> None:
             "field": "content", "operator": "exists", "value": True}}},
         {"stage_name": "diverse", "config": {"stage_id": "mmr", "parameters": {
             "lambda": 0.5, "top_k": 3, "diversity_feature_uri": URI_A}}},
-        {"stage_name": "rr", "config": {"stage_id": "rerank", "parameters": {}}},
+        {"stage_name": "rr", "config": {"stage_id": "rerank",
+                                      "parameters": {"combine": "replace"}}},
     ]  # fmt: skip
     budget = Budget(max_credits=None, max_time_ms=None)
     outcome = run_stages(
@@ -799,3 +814,26 @@ def test_mmr_then_rerank_through_the_runner() -> None:
     assert outcome.candidates[0].scores["mmr"] == pytest.approx(0.5)
     # rerank: 3 pairs x 0.01; mmr: 4 input documents x 0.001 (docs/credits.md)
     assert budget.credits_used == pytest.approx(3 * 0.01 + 4 * 0.001)
+
+
+def test_rerank_fallback_fuses_with_the_incoming_order() -> None:
+    """With the bi-encoder fallback the rerank order is fused (RRF) with the incoming one."""
+    stores = make_stores()
+    texts = {
+        "cake": "Mix flour and sugar, then bake the cake for forty minutes.",
+        "solar": "Solar panel efficiency rose again this year, panels convert more light.",
+        "wind": "Wind turbines and solar panel farms share the grid.",
+    }
+    stage = build("rerank", query="solar panel efficiency")
+    result = stage.run(make_ctx(stores, []), rerank_cands(texts))
+    assert result.metadata["combine"] == "rrf"
+    by_rerank = sorted(result.candidates, key=lambda c: -c.scores["rerank"])
+    rerank_rank = {c.document_id: r for r, c in enumerate(by_rerank, start=1)}
+    incoming = {"cake": 1, "solar": 2, "wind": 3}
+    for c in result.candidates:
+        expected = 1 / (60 + incoming[c.document_id]) + 1 / (60 + rerank_rank[c.document_id])
+        assert c.score == pytest.approx(expected)
+        assert c.scores["rerank_fused"] == pytest.approx(expected)
+    assert [c.score for c in result.candidates] == sorted(
+        (c.score for c in result.candidates), reverse=True
+    )

@@ -26,6 +26,7 @@ import importlib
 import os
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
@@ -57,6 +58,9 @@ WINDOW_WORDS = 160
 MAX_WEIGHT = 0.7  # of the best window; the rest goes to the mean over windows
 FALLBACK_TEXT_FIELD = "text"
 
+WINDOW_CACHE_SIZE = 20_000  # window embeddings kept (~30 MB at 384-d)
+_WINDOW_CACHE: OrderedDict[tuple[Any, str], NDArray[np.float64]] = OrderedDict()
+_WINDOW_LOCK = threading.Lock()
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -83,6 +87,14 @@ class RerankParams(StageParams):
     )
     max_concurrent_batches: int = Field(
         default=3, ge=1, le=10, description="Accepted; batches run one after another here"
+    )
+    combine: Literal["auto", "replace", "rrf"] = Field(
+        default="auto",
+        description=(
+            "replace: order by the rerank score. rrf: fuse the rerank order with the incoming "
+            "order (1/(60+rank) each). auto: replace with a cross-encoder, rrf with the "
+            "bi-encoder fallback, which alone only repeats the dense signal"
+        ),
     )
     decision_model: str | None = None
     relevance_criteria: str | None = None
@@ -167,6 +179,36 @@ class MaxSimScorer:
         self.embedder = embedder
         self.name = f"{_embedder_label(embedder)}-maxsim"
         self.batches = 0
+        self.cache_hits = 0
+
+    def _window_vectors(
+        self, chunks: list[str], batch_size: int, check: Callable[[], None]
+    ) -> NDArray[np.float64]:
+        """Window embeddings, reused across queries: the same documents come back often."""
+        key = (self.name, self.embedder.dimensions)
+        out = np.empty((len(chunks), self.embedder.dimensions), dtype=np.float64)
+        missing = []
+        with _WINDOW_LOCK:
+            for i, chunk in enumerate(chunks):
+                cached = _WINDOW_CACHE.get((key, chunk))
+                if cached is None:
+                    missing.append(i)
+                else:
+                    _WINDOW_CACHE.move_to_end((key, chunk))
+                    out[i] = cached
+        self.cache_hits += len(chunks) - len(missing)
+        for start in range(0, len(missing), batch_size):
+            check()
+            batch = missing[start : start + batch_size]
+            block = np.asarray(self.embedder.embed([chunks[i] for i in batch]), dtype=np.float64)
+            self.batches += 1
+            with _WINDOW_LOCK:
+                for i, row in zip(batch, block, strict=True):
+                    out[i] = row
+                    _WINDOW_CACHE[(key, chunks[i])] = row
+                while len(_WINDOW_CACHE) > WINDOW_CACHE_SIZE:
+                    _WINDOW_CACHE.popitem(last=False)
+        return out
 
     def score(
         self, query: str, texts: Sequence[str], batch_size: int, check: Callable[[], None]
@@ -180,12 +222,8 @@ class MaxSimScorer:
             chunks.extend(pieces)
             counts.append(len(pieces))
         q = np.asarray(self.embedder.embed([query])[0], dtype=np.float64)
-        sims = np.empty(len(chunks), dtype=np.float64)
-        for start in range(0, len(chunks), batch_size):
-            check()
-            block = np.asarray(self.embedder.embed(chunks[start : start + batch_size]))
-            sims[start : start + len(block)] = block.astype(np.float64) @ q
-            self.batches += 1
+        vectors = self._window_vectors(chunks, batch_size, check)
+        sims = vectors @ q
         starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
         best = np.maximum.reduceat(sims, starts)
         mean = np.add.reduceat(sims, starts) / np.asarray(counts, dtype=np.float64)
@@ -304,13 +342,23 @@ class Rerank(Stage):
         credits = CREDITS_PER_PAIR * len(with_text)
         ctx.budget.charge(credits)
         scores = scorer.score(query, [t for _, t in with_text], p.batch_size, ctx.budget.check)
+        combine = p.combine
+        if combine == "auto":
+            combine = "replace" if isinstance(scorer, CrossEncoderScorer) else "rrf"
         scored: list[Candidate] = []
         for (c, _), value in zip(with_text, scores.tolist(), strict=True):
             c.scores["pre_rerank"] = c.score
             c.scores["rerank"] = value
-            c.score = value
             set_field(c, p.score_field, value)
             scored.append(c)
+        by_rerank = sorted(range(len(scored)), key=lambda i: -scored[i].scores["rerank"])
+        rerank_rank = {i: r for r, i in enumerate(by_rerank, start=1)}
+        for i, c in enumerate(scored):
+            if combine == "rrf":
+                c.score = 1 / (60 + i + 1) + 1 / (60 + rerank_rank[i])
+                c.scores["rerank_fused"] = c.score
+            else:
+                c.score = c.scores["rerank"]
         scored.sort(key=lambda c: -c.score)  # stable: equal scores keep the incoming order
         out = scored + no_text + tail
         if p.top_k is not None:
@@ -329,6 +377,7 @@ class Rerank(Stage):
             "inference_name": p.inference_name,
             "feature_uri": p.feature_uri,
             "scorer": scorer.name,
+            "combine": combine,
             "scored": len(scored),
             "unscored_past_max_candidates": len(tail),
             "unscored_without_text": len(no_text),
