@@ -13,6 +13,7 @@ from stagewise.api.deps import NamespaceDep, StoresDep
 from stagewise.api.responses import JsonResponse
 from stagewise.api.routes.executing import respond
 from stagewise.api.routes.paging import PageQuery, page_query
+from stagewise.api.schemas.retrievers import query_summary, status_filter, total_processed
 from stagewise.domain.pipeline_records import ExecutionRecord
 from stagewise.errors import NotFound, ValidationFailed
 from stagewise.ids import iso
@@ -68,10 +69,10 @@ def _adhoc_summary(x: ExecutionRecord) -> dict[str, Any]:
         "timestamp": iso(x.created_at),
         "duration_ms": x.total_time_ms,
         "credits_used": x.credits_used,
-        "total_processed": sum(int(s.get("input_count", 0)) for s in x.stage_statistics.values()),
+        "total_processed": total_processed(x),
         "total_returned": x.total_results,
         "cache_hit_rate": 0.0,
-        "query_summary": orjson.dumps(x.inputs).decode()[:200],
+        "query_summary": query_summary(x),
         "stages_completed": x.stages_completed,
         "total_stages": x.total_stages,
         "collection_ids": x.collection_ids,
@@ -98,7 +99,7 @@ def list_adhoc(
     limit, offset, _, _ = pq.resolve(None, default_limit=20)
     limit = min(limit, 100)
     status = body.get("status")
-    statuses = {"running": ["pending", "processing"]}.get(status, [status]) if status else None
+    statuses = status_filter(status)
     rows, total = stores.metadata.list_executions(
         ns.namespace_id,
         retriever_id=None,

@@ -10,7 +10,7 @@ from stagewise.api.responses import JsonResponse
 from stagewise.api.routes.executing import respond
 from stagewise.api.routes.paging import PageQuery, page_query, slice_page
 from stagewise.api.schemas.public import list_pagination
-from stagewise.api.schemas.retrievers import execution_summary, retriever_public
+from stagewise.api.schemas.retrievers import execution_summary, retriever_public, status_filter
 from stagewise.errors import NotFound
 from stagewise.pipeline.registry import stage_definitions
 from stagewise.services import catalog
@@ -173,7 +173,7 @@ def list_executions(
     r = svc.get_retriever(stores, ns=ns, identifier=retriever_id)
     limit, offset, _, _ = pq.resolve(None, default_limit=20)
     status = (body or {}).get("status")
-    statuses = {"running": ["pending", "processing"]}.get(status, [status]) if status else None
+    statuses = status_filter(status)
     rows, total = stores.metadata.list_executions(
         ns.namespace_id,
         retriever_id=r.retriever_id,

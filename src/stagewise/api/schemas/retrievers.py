@@ -63,8 +63,22 @@ def retriever_public(r: RetrieverRecord) -> dict[str, Any]:
     }
 
 
+def total_processed(x: ExecutionRecord) -> int:
+    return sum(int(s.get("input_count", 0)) for s in x.stage_statistics.values())
+
+
+def query_summary(x: ExecutionRecord) -> str:
+    return orjson.dumps(x.inputs).decode()[:200]
+
+
+def status_filter(status: str | None) -> list[str] | None:
+    """The list filter's statuses: 'running' means pending or processing."""
+    if not status:
+        return None
+    return ["pending", "processing"] if status == "running" else [status]
+
+
 def execution_summary(x: ExecutionRecord) -> dict[str, Any]:
-    processed = sum(int(s.get("input_count", 0)) for s in x.stage_statistics.values())
     return {
         "execution_id": x.execution_id,
         "status": x.status,
@@ -72,10 +86,10 @@ def execution_summary(x: ExecutionRecord) -> dict[str, Any]:
         "completed_at": iso(x.completed_at),
         "duration_ms": x.total_time_ms,
         "credits_used": x.credits_used,
-        "total_processed": processed,
+        "total_processed": total_processed(x),
         "total_returned": x.total_results,
         "cache_hit_rate": 1.0 if x.cache_hit else 0.0,
         "inputs_hash": x.inputs_hash,
-        "query_summary": orjson.dumps(x.inputs).decode()[:200],
+        "query_summary": query_summary(x),
         "error": x.error,
     }
