@@ -11,6 +11,7 @@ from stagewise.storage.cached import CachedMetadataStore
 from stagewise.storage.index.edge import EdgeSearchIndex
 from stagewise.storage.protocols import MetadataStore, SearchIndex
 from stagewise.storage.sql.store import SqlMetadataStore
+from stagewise.storage.write_behind import WriteBehindExecutions
 
 
 @dataclass
@@ -19,6 +20,9 @@ class Stores:
     metadata: MetadataStore
     index: SearchIndex
     embedder: Embedder
+    # True when metadata reads are answered in-process (cached SQLite), so async request
+    # code may call them without a thread hop.
+    inline_reads: bool = False
 
     def close(self) -> None:
         self.index.close()
@@ -30,7 +34,14 @@ def open_stores(settings: Settings) -> Stores:
     url = settings.resolved_database_url()
     sql = SqlMetadataStore(url)
     # The embedded default is owned by this one process, so its hot records can be cached.
-    metadata: MetadataStore = CachedMetadataStore(sql) if url.startswith("sqlite") else sql
+    local = url.startswith("sqlite")
+    metadata: MetadataStore = WriteBehindExecutions(CachedMetadataStore(sql) if local else sql)
     index = EdgeSearchIndex(settings.index_dir)
     embedder = make_embedder(settings.embedder, settings.embed_batch_size)
-    return Stores(settings=settings, metadata=metadata, index=index, embedder=embedder)
+    return Stores(
+        settings=settings,
+        metadata=metadata,
+        index=index,
+        embedder=embedder,
+        inline_reads=local,
+    )

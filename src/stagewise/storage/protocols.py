@@ -73,6 +73,9 @@ class MetadataStore(Protocol):
     def save_execution(
         self, x: ExecutionRecord, results: Sequence[dict[str, Any]] | None = None
     ) -> None: ...
+    def save_executions(
+        self, items: Sequence[tuple[ExecutionRecord, Sequence[dict[str, Any]] | None]]
+    ) -> None: ...
     def get_execution(self, namespace_id: str, execution_id: str) -> ExecutionRecord | None: ...
     def get_execution_results(
         self, execution_id: str, offset: int, limit: int
@@ -123,6 +126,8 @@ class SearchRequest:
     filter: dict[str, Any] | None = None
     score_threshold: float | None = None
     with_vectors: bool = False
+    # False: hits carry only document_id; fetch the payloads of what survives with payloads()
+    with_payload: bool = True
 
 
 class SearchIndex(Protocol):
@@ -136,6 +141,9 @@ class SearchIndex(Protocol):
     def max_seq(self, collection_id: str) -> int: ...
     def count(self, collection_id: str, flt: dict[str, Any] | None = None) -> int: ...
     def filter_ids(self, collection_id: str, flt: dict[str, Any]) -> Iterator[str]: ...
+    def payloads(
+        self, collection_id: str, document_ids: Sequence[str]
+    ) -> dict[str, dict[str, Any]]: ...
     def search(
         self, collection_id: str, requests: list[SearchRequest]
     ) -> list[list[ScoredHit]]: ...

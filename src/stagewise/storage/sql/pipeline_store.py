@@ -134,17 +134,25 @@ class PipelineTables:
         self, x: ExecutionRecord, results: Sequence[dict[str, Any]] | None = None
     ) -> None:
         """Insert or update an execution; `results` (the ranked snapshot) replace stored ones."""
-        values = self._exec_values(x)
+        self.save_executions([(x, results)])
+
+    def save_executions(
+        self, items: Sequence[tuple[ExecutionRecord, Sequence[dict[str, Any]] | None]]
+    ) -> None:
+        """save_execution for several records in one transaction (the write-behind path)."""
         e = t.executions.c
         with self.log_engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-            updated = conn.execute(
-                t.executions.update().where(e.execution_id == x.execution_id).values(**values)
-            ).rowcount
-            if not updated:
-                conn.execute(t.executions.insert().values(**values))
-            if results is not None:
+            for x, results in items:
+                values = self._exec_values(x)
+                updated = conn.execute(
+                    t.executions.update().where(e.execution_id == x.execution_id).values(**values)
+                ).rowcount
+                if not updated:
+                    conn.execute(t.executions.insert().values(**values))
+                if results is None:
+                    continue
                 if updated:  # a new execution has no snapshot to replace
                     conn.execute(
                         t.execution_results.delete().where(
