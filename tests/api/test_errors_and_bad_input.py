@@ -110,6 +110,22 @@ def test_two_megabyte_text_is_rejected_and_changes_nothing(setup: tuple[httpx.Cl
     assert count(client) == 1
 
 
+def test_body_over_the_request_limit_is_413_and_changes_nothing(
+    setup: tuple[httpx.Client, str],
+) -> None:
+    client, _ = setup
+    # Refused on the declared length before the body is read (default limit 32 MB).
+    big = b'{"text": "' + b"a" * 33_000_000 + b'"}'
+    resp = client.post(
+        "/v1/collections/docs/documents",
+        content=big,
+        headers={"content-type": "application/json"},
+    )
+    body = assert_error_shape(resp, 413)
+    assert body["error"]["code"] == "payload_too_large"  # type: ignore[index]
+    assert count(client) == 1
+
+
 def test_too_short_names_are_422_and_create_nothing(
     setup: tuple[httpx.Client, str], server: ServerHandle
 ) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
@@ -15,8 +17,20 @@ from stagewise.services.context import Stores
 from stagewise.services.keys import Principal, authenticate
 from stagewise.services.namespaces import get_namespace
 
+# The dependencies are `async def`: FastAPI runs a sync dependency in the thread pool, and
+# those hops cost more than the work itself when the reads come from memory.
+R = TypeVar("R")
 
-def get_stores(request: Request) -> Stores:
+
+async def _read(stores: Stores, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    """Run a metadata read inline when the store answers from this process (the embedded
+    default), in the thread pool when it may wait on a server (PostgreSQL)."""
+    if stores.inline_reads:
+        return fn(*args, **kwargs)
+    return await run_in_threadpool(fn, *args, **kwargs)
+
+
+async def get_stores(request: Request) -> Stores:
     stores: Stores = request.app.state.stores
     return stores
 
@@ -24,16 +38,16 @@ def get_stores(request: Request) -> Stores:
 StoresDep = Annotated[Stores, Depends(get_stores)]
 
 
-def get_principal(
+async def get_principal(
     stores: StoresDep, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
-    return authenticate(stores, authorization)
+    return await _read(stores, authenticate, stores, authorization)
 
 
 CurrentKey = Annotated[Principal, Depends(get_principal)]
 
 
-def get_writer(principal: CurrentKey) -> Principal:
+async def get_writer(principal: CurrentKey) -> Principal:
     principal.require_write()
     return principal
 
@@ -41,7 +55,7 @@ def get_writer(principal: CurrentKey) -> Principal:
 WriterKey = Annotated[Principal, Depends(get_writer)]
 
 
-def get_namespace_dep(
+async def get_namespace_dep(
     stores: StoresDep,
     principal: CurrentKey,
     x_namespace: Annotated[str | None, Header()] = None,
@@ -52,7 +66,7 @@ def get_namespace_dep(
             "Select a namespace with the 'X-Namespace' header (its name or id)",
             code="namespace_required",
         )
-    ns = get_namespace(stores, identifier=identifier)
+    ns = await _read(stores, get_namespace, stores, identifier=identifier)
     principal.require_namespace(ns.namespace_id)
     return ns
 
