@@ -185,7 +185,11 @@ class FeatureSearch(Stage):
             return None
         if search.lexical:
             return SearchRequest(
-                limit=search.top_k, text=str(value), filter=flt, score_threshold=search.min_score
+                limit=search.top_k,
+                text=str(value),
+                filter=flt,
+                score_threshold=search.min_score,
+                with_payload=False,
             )
         if mode == "text":
             text = str(value)
@@ -221,6 +225,7 @@ class FeatureSearch(Stage):
             vector=vector,
             filter=flt,
             score_threshold=search.min_score,
+            with_payload=False,
         )
 
     def run(self, ctx: StageContext, candidates: list[Candidate]) -> StageResult:
@@ -229,7 +234,9 @@ class FeatureSearch(Stage):
         if not p.searches:
             return self._filter_only(ctx, flt)
         lists: list[RankedList] = []
-        payloads: dict[str, tuple[str, dict[str, Any]]] = {}
+        # key -> (collection_id, payload); searches return ids only, and the payloads of the
+        # fused survivors are fetched once at the end (most hits of a hybrid search are cut).
+        payloads: dict[str, tuple[str, dict[str, Any] | None]] = {}
         embed_cache: dict[str, list[float]] = {}
         skipped: list[int] = []
         # Plan every (search, collection) request first, so each collection answers all of
@@ -255,7 +262,7 @@ class FeatureSearch(Stage):
             for collection_id, request in pairs:
                 for h in answers[id(request)]:
                     key = f"{collection_id}\x1f{h.document_id}"
-                    payloads[key] = (collection_id, h.payload)
+                    payloads.setdefault(key, (collection_id, None))
                     merged.append((key, h.score))
             if not pairs:
                 if search.on_empty == "skip" or search.optional:
@@ -276,9 +283,13 @@ class FeatureSearch(Stage):
         ctx.budget.charge(CREDITS_PER_HIT * sum(len(lst.hits) for lst in lists))
         fused = list(lists[0].hits) if len(lists) == 1 else fuse(lists, p.fusion, RRF_K)
         provenance = self._provenance(lists)
+        survivors = fused[: p.final_top_k]
+        self._fetch_payloads(ctx, [key for key, _ in survivors], payloads)
         out: list[Candidate] = []
-        for key, score in fused[: p.final_top_k]:
+        for key, score in survivors:
             collection_id, payload = payloads[key]
+            if payload is None:  # deleted since the search ran
+                continue
             scores: dict[str, Any] = {"sources": provenance.get(key, {})}
             if len(lists) > 1:
                 scores["fused"] = score
@@ -317,12 +328,25 @@ class FeatureSearch(Stage):
                 out.setdefault(key, {})[lst.name] = {"raw": raw, "rank": rank, "weight": lst.weight}
         return out
 
+    @staticmethod
+    def _fetch_payloads(
+        ctx: StageContext, keys: list[str], payloads: dict[str, tuple[str, dict[str, Any] | None]]
+    ) -> None:
+        wanted: dict[str, list[str]] = {}
+        for key in keys:
+            collection_id, payload = payloads[key]
+            if payload is None:
+                wanted.setdefault(collection_id, []).append(key.split("\x1f", 1)[1])
+        for collection_id, ids in wanted.items():
+            for doc_id, payload in ctx.stores.index.payloads(collection_id, ids).items():
+                payloads[f"{collection_id}\x1f{doc_id}"] = (collection_id, payload)
+
     def _random(
         self,
         ctx: StageContext,
         search: FeatureSearchConfig,
         flt: dict[str, Any] | None,
-        payloads: dict[str, tuple[str, dict[str, Any]]],
+        payloads: dict[str, tuple[str, dict[str, Any] | None]],
     ) -> list[tuple[str, float]]:
         pool: list[tuple[str, float]] = []
         for col in self._targets(ctx, search):

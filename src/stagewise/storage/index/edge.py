@@ -266,7 +266,7 @@ class EdgeSearchIndex:
                     limit=req.limit,
                     query=query,
                     filter=flt,
-                    with_payload=True,
+                    with_payload=True if req.with_payload else ["document_id"],
                     with_vector=[req.vector_name]
                     if req.with_vectors and req.vector_name
                     else False,
@@ -296,6 +296,15 @@ class EdgeSearchIndex:
             ScoredHit(str((r.payload or {}).get("document_id")), 0.0, r.payload or {})
             for r in records
         ]
+
+    def payloads(
+        self, collection_id: str, document_ids: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Full payloads of some documents (those deleted meanwhile are absent)."""
+        records = self.shard(collection_id).retrieve(
+            [point_id(d) for d in document_ids], True, False
+        )
+        return {str((r.payload or {}).get("document_id")): r.payload or {} for r in records}
 
     def vectors(
         self, collection_id: str, document_ids: Sequence[str], vector_name: str
