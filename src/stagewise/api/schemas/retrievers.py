@@ -67,8 +67,20 @@ def total_processed(x: ExecutionRecord) -> int:
     return sum(int(s.get("input_count", 0)) for s in x.stage_statistics.values())
 
 
+def _brief(value: Any) -> Any:
+    """Inputs with long arrays (query vectors) shortened before they are serialised."""
+    if isinstance(value, dict):
+        return {k: _brief(v) for k, v in value.items()}
+    if isinstance(value, list):
+        if len(value) > 8:
+            kind = "numbers" if all(isinstance(v, int | float) for v in value) else "items"
+            return f"[{len(value)} {kind}]"
+        return [_brief(v) for v in value]
+    return value
+
+
 def query_summary(x: ExecutionRecord) -> str:
-    return orjson.dumps(x.inputs).decode()[:200]
+    return orjson.dumps(_brief(x.inputs)).decode()[:200]
 
 
 def status_filter(status: str | None) -> list[str] | None:

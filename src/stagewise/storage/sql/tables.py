@@ -140,7 +140,7 @@ executions = Table(
     Column("body", JSON, nullable=False),
     Column("created_at", UtcDateTime(timezone=True), nullable=False),
     Column("completed_at", UtcDateTime(timezone=True), nullable=True),
-    Index("ix_executions_scope", "namespace_id", "retriever_id", "created_at"),
+    Index("ix_executions_scope", "namespace_id", "retriever_id", "mode", "created_at"),
 )
 
 execution_results = Table(
