@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from stagewise.api.deps import RawBody, StoresDep, WriterKey, parse_body
@@ -28,9 +30,12 @@ def upsert_documents(
     body = parse_body(ByoUpsertBody, raw)
     ns = get_namespace(stores, identifier=namespace_id)
     principal.require_namespace(ns.namespace_id)
-    return JsonResponse(
-        byo.upsert_documents(stores, ns=ns, body=body.model_dump(exclude_none=True))
-    )
+    # Not model_dump(): that deep-copies 1,000 documents and their vectors (~19 ms).
+    plain: dict[str, Any] = {"collection_id": body.collection_id, "documents": body.documents}
+    if body.options is not None:
+        plain["options"] = body.options.model_dump(exclude_none=True)
+    plain = {k: v for k, v in plain.items() if v is not None}
+    return JsonResponse(byo.upsert_documents(stores, ns=ns, body=plain))
 
 
 @router.get("/{document_id}")
