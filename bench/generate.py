@@ -55,8 +55,8 @@ _EXCLUDED = frozenset(
 
 def category_weights() -> NDArray[np.float64]:
     """P(category i) proportional to 1 / (i + 1): cat00 27.8%, cat01 13.9%, cat02 9.3% ..."""
-    w = 1.0 / np.arange(1, N_CATEGORIES + 1, dtype=np.float64)
-    return w / w.sum()
+    w: NDArray[np.float64] = 1.0 / np.arange(1, N_CATEGORIES + 1, dtype=np.float64)
+    return w / float(w.sum())
 
 
 def category_name(i: int) -> str:
@@ -89,8 +89,8 @@ def vocabulary(seed: int = 0) -> list[str]:
 
 
 def _zipf_probabilities(n: int, exponent: float = ZIPF_EXPONENT) -> NDArray[np.float64]:
-    p = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** exponent
-    return p / p.sum()
+    p: NDArray[np.float64] = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** exponent
+    return p / float(p.sum())
 
 
 def _normalise(x: NDArray[Any]) -> NDArray[Any]:

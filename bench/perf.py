@@ -27,8 +27,9 @@ Per collection size N the run:
    interleaved;
 6. stops the server and runs (a) and (c) in-process through stagewise.services.execute on the
    same data dir (a shard dir is locked by one process), which separates HTTP cost;
-7. unless --no-optimized: builds the HNSW index of the shard offline (EdgeShard.optimize(); the
-   server never does this itself), restarts the server and measures again.
+7. unless --no-optimized: restarts the server with an index-build threshold, so that its
+   index builder builds the shard's next generation (HNSW) in a child process and swaps it in
+   while serving; waits for that (GET /v1/health/deep) and measures again.
 
 Once per run it also measures text ingest (single-document POSTs, which the server embeds one
 by one, and the batched BYO route with the text embedded server-side) against the bare MiniLM
@@ -46,7 +47,6 @@ import json
 import os
 import queue
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -575,10 +575,10 @@ def read_paths(base_url: str, rid: str, execution_ids: list[str], n: int) -> dic
     try:
         for i in range(n + 10):
             for name, fn in routes.items():
-                out, ms = fn(i)
+                answer, ms = fn(i)
                 if i >= 10:  # the first 10 rounds warm up
                     times[name].append(ms)
-                sizes[name] = len(orjson.dumps(out))
+                sizes[name] = len(orjson.dumps(answer))
     finally:
         client.close()
     out: dict[str, Any] = {name: dist(v) for name, v in times.items()}
@@ -642,59 +642,35 @@ def in_process(
     return out
 
 
-def optimize_shard(data_dir: Path, collection_id: str, timeout: float) -> dict[str, Any]:
-    """Build the HNSW (and payload) indexes of the new points offline with the engine's own
-    `python -m stagewise index optimize` (server stopped), killed after `timeout` seconds; the
-    shard's segment counts are read before and after in a child process."""
-    shard = str(data_dir / "index" / collection_id)
-    before = _shard_info(shard)
+BUILD_ENV = "STAGEWISE_INDEX_BUILD_MIN_POINTS"
+
+
+def wait_for_background_build(base_url: str, collection_id: str, timeout: float) -> dict[str, Any]:
+    """Start-up of a server with a build threshold: its index builder starts a child process
+    that builds the shard's next generation, then swaps it in. Polls GET /v1/health/deep until
+    the collection is indexed; gives up after `timeout` seconds."""
+    client = Client(base_url, None)
     t0 = time.perf_counter()
-    cmd = [sys.executable, "-m", "stagewise", "index", "optimize", "--data-dir", str(data_dir)]
+    states: list[dict[str, Any]] = []
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"timed_out": True, "seconds": round(time.perf_counter() - t0, 1), "before": before}
-    seconds = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise BenchError(f"{' '.join(cmd)} failed: {done.stderr[-3000:]}")
-    return {
-        "command": "python -m stagewise index optimize --data-dir DIR",
-        "seconds": round(seconds, 1),
-        "output": done.stdout.strip()[-500:],
-        "before": before,
-        "after": _shard_info(shard),
-    }
-
-
-def _shard_info(path: str) -> dict[str, int]:
-    code = f"import json, bench.perf as p; print(json.dumps(p._shard_info_child({path!r})))"
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-    )
-    if done.returncode != 0:
-        raise BenchError(f"reading shard info failed: {done.stderr[-3000:]}")
-    info: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
-    return info
-
-
-def _shard_info_child(path: str) -> dict[str, int]:
-    from qdrant_edge import EdgeShard
-
-    shard = EdgeShard.load(path)
-    try:
-        i = shard.info()
-        return {
-            "segments": i.segments_count,
-            "points": i.points_count,
-            "indexed_vectors": i.indexed_vectors_count,
-        }
+        while True:
+            state, _ = client.call("GET", "/v1/health/deep")
+            index = state["index"][collection_id]
+            if index["last_build"] is not None and index["build"] is None:
+                return {
+                    "seconds_until_installed": round(time.perf_counter() - t0, 1),
+                    "build": index["last_build"],
+                    "unindexed_points_after": index["unindexed_points"],
+                    "points": index["points"],
+                    "first_state": states[0] if states else index,
+                }
+            if not states:
+                states.append(index)
+            if time.perf_counter() - t0 > timeout:
+                return {"timed_out": True, "seconds": round(time.perf_counter() - t0, 1)}
+            time.sleep(1.0)
     finally:
-        shard.close()
+        client.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -815,7 +791,8 @@ def run_size(run: Run, n: int) -> dict[str, Any]:
 
     data_dir = run.data_root / f"data-{ds.spec.key}-{os.getpid()}"
     shutil.rmtree(data_dir, ignore_errors=True)
-    server = start_server(data_dir, admin_key=ADMIN_KEY)
+    # No background index build in this phase: "as served" means the exact-scan state.
+    server = start_server(data_dir, admin_key=ADMIN_KEY, env={BUILD_ENV: "0"})
     try:
         pid = server.proc.pid
         result["rss_empty_server"] = rss_bytes(pid)
@@ -875,31 +852,33 @@ def run_size(run: Run, n: int) -> dict[str, Any]:
         v["ratio_p50_to_floor"] = ratio(v["plan_finish_ms"]["p50"], floor["p50"])
 
     if s.optimized:
-        log(f"N={n:,}: offline HNSW build (python -m stagewise index optimize)")
-        result["optimize"] = optimize_shard(data_dir, collection_id, run.optimize_timeout)
-        log(f"  {result['optimize']}")
-    if s.optimized and not result["optimize"].get("timed_out"):
-        server = start_server(data_dir, admin_key=ADMIN_KEY)
+        log(f"N={n:,}: HNSW built in the background by the serving process's child")
+        server = start_server(data_dir, admin_key=ADMIN_KEY, env={BUILD_ENV: "1000"})
         try:
             pid = server.proc.pid
-            health = health_p50(server.base_url, 200)
-            opt, _ = measure_queries(
-                run,
-                server,
-                rids,
-                qs,
-                truth,
-                floor["p50"],
-                health["p50"],
-                throughput_kinds=("a_dense", "c_hybrid_filter_sort"),
+            result["optimize"] = wait_for_background_build(
+                server.base_url, collection_id, run.optimize_timeout
             )
-            rss = rss_bytes(pid)
-            result["optimized"] = {
-                "health_ms": health,
-                "retrievers": opt,
-                "rss_after_queries": rss,
-                "memory": memory_summary(rss, result["rss_empty_server"], raw_bytes),
-            }
+            log(f"  {result['optimize']}")
+            if not result["optimize"].get("timed_out"):
+                health = health_p50(server.base_url, 200)
+                opt, _ = measure_queries(
+                    run,
+                    server,
+                    rids,
+                    qs,
+                    truth,
+                    floor["p50"],
+                    health["p50"],
+                    throughput_kinds=("a_dense", "c_hybrid_filter_sort"),
+                )
+                rss = rss_bytes(pid)
+                result["optimized"] = {
+                    "health_ms": health,
+                    "retrievers": opt,
+                    "rss_after_queries": rss,
+                    "memory": memory_summary(rss, result["rss_empty_server"], raw_bytes),
+                }
         finally:
             server.stop()
     result["load_average_end"] = load_average()
@@ -1082,7 +1061,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         views = [("as served", r)]
         if "optimized" in r:
-            views.append(("after offline HNSW build", r["optimized"]))
+            views.append(("after the background HNSW build", r["optimized"]))
         for view, v in views:
             rc = _get(v, "retrievers", c)
             if label == "100k":
@@ -1150,14 +1129,15 @@ def tables(results: dict[str, Any]) -> str:
         views = [("as served (no HNSW)", r)]
         o = r.get("optimize")
         if o and o.get("timed_out"):
-            lines.append(f"offline HNSW build: gave up after {o['seconds']} s")
+            lines.append(f"background HNSW build: gave up after {o['seconds']} s")
         elif o:
             lines.append(
-                f"offline HNSW build: {o['seconds']} s, indexed vectors "
-                f"{o['before']['indexed_vectors']} -> {o['after']['indexed_vectors']}"
+                f"background HNSW build: installed {o['seconds_until_installed']} s after "
+                f"start-up ({o['build']}); unindexed points after: "
+                f"{o['unindexed_points_after']} of {o['points']}"
             )
         if "optimized" in r:
-            views.append(("after offline HNSW build", r["optimized"]))
+            views.append(("after the background HNSW build", r["optimized"]))
         for view, v in views:
             lines.append(f"-- {view}")
             lines.append(
@@ -1222,7 +1202,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--data-root", type=Path, default=RESULTS_DIR, help="where data dirs go")
     p.add_argument("--keep-data", action="store_true", help="keep the server data dirs")
     p.add_argument("--no-text", action="store_true", help="skip the text-ingest benchmark")
-    p.add_argument("--no-optimized", action="store_true", help="skip the offline HNSW phase")
+    p.add_argument("--no-optimized", action="store_true", help="skip the background HNSW phase")
     p.add_argument(
         "--optimize-timeout", type=float, default=3600.0, help="give up the HNSW build after S"
     )

@@ -21,10 +21,12 @@ class Settings(BaseSettings):
     max_text_bytes: int = Field(default=1_000_000, ge=1)
     max_request_bytes: int = Field(default=32_000_000, ge=1)
     embed_batch_size: int = Field(default=64, ge=1)
-    # New points are searched by exact scan until the shard is optimized (HNSW built). The
-    # engine's optimize() blocks the process, so it runs at start-up when this many points are
-    # waiting (0 disables), or offline with `stagewise index optimize`.
-    optimize_on_start_min_points: int = Field(default=20_000, ge=0)
+    # New points are searched by exact scan until they are in an HNSW index. When this many
+    # wait in a collection, a child process builds the shard's next generation and the server
+    # swaps it in (0 disables; `stagewise index optimize` builds offline). Checked every
+    # index_build_poll_s seconds.
+    index_build_min_points: int = Field(default=20_000, ge=0)
+    index_build_poll_s: float = Field(default=5.0, gt=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -1,10 +1,14 @@
-"""Start-up optimization builds the HNSW index over new points; results stay the same."""
+"""HNSW is built in a child process while the server serves, then swapped in: writes made
+during the build are kept, answers stay the same, and a restart loads the new generation."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
@@ -13,29 +17,21 @@ from tests.support.server import ServerHandle
 
 pytestmark = [pytest.mark.api, pytest.mark.slow]
 
+N = 8000  # 8,000 x 384 floats pass the engine's indexing threshold (~10 MB per segment)
 
-def test_restart_optimizes_and_keeps_answers(
-    fresh_server: Callable[..., ServerHandle], tmp_path: Path
-) -> None:
-    data = tmp_path / "data"
-    first = fresh_server(data, embedder="hash", optimize_on_start_min_points=1000)
-    admin = first.client(ADMIN_KEY)
-    admin.post(
-        "/v1/namespaces",
-        json={"namespace_name": "opt", "vector_configs": [{"name": "emb", "dimension": 384}]},
-    ).raise_for_status()
-    c = first.client(ADMIN_KEY, "opt")
-    c.post("/v1/collections", json={"collection_name": "pts", "source": {"type": "direct_upsert"}})
-    vectors = np.random.default_rng(1).normal(size=(8000, 384))
-    # 8,000 x 384 floats pass the engine's indexing threshold (~10 MB per segment).
-    for start in range(0, 8000, 1000):
+
+def _upsert(admin: httpx.Client, vectors: np.ndarray, ids: range) -> None:
+    for start in range(ids.start, ids.stop, 1000):
         docs = [
             {"document_id": f"p{i}", "vectors": {"emb": vectors[i].tolist()}, "metadata": {"i": i}}
-            for i in range(start, start + 1000)
+            for i in range(start, min(start + 1000, ids.stop))
         ]
         admin.post(
             "/v1/namespaces/opt/documents/upsert", json={"collection_id": "pts", "documents": docs}
         ).raise_for_status()
+
+
+def _top(client: httpx.Client, vector: np.ndarray, k: int = 10) -> list[str]:
     query = {
         "collection_identifiers": ["pts"],
         "stages": [
@@ -44,12 +40,12 @@ def test_restart_optimizes_and_keeps_answers(
                 "config": {
                     "stage_id": "feature_search",
                     "parameters": {
-                        "final_top_k": 10,
+                        "final_top_k": k,
                         "searches": [
                             {
                                 "feature_uri": "emb",
-                                "top_k": 10,
-                                "query": {"input_mode": "vector", "value": vectors[7].tolist()},
+                                "top_k": k,
+                                "query": {"input_mode": "vector", "value": vector.tolist()},
                             }
                         ],
                     },
@@ -57,18 +53,102 @@ def test_restart_optimizes_and_keeps_answers(
             }
         ],
     }
-    before = [
-        d["document_id"] for d in c.post("/v1/retrievers/execute", json=query).json()["documents"]
-    ]
-    first.stop()
+    resp = client.post("/v1/retrievers/execute", json=query)
+    resp.raise_for_status()
+    return [d["document_id"] for d in resp.json()["documents"]]
 
-    second = fresh_server(data, embedder="hash", optimize_on_start_min_points=1000)
-    stores = second.server.config.app.state.stores  # type: ignore[attr-defined]
-    col = stores.metadata.get_collection(stores.metadata.get_namespace("opt").namespace_id, "pts")
-    assert stores.index.unindexed_points(col.collection_id) == 0
-    c2 = second.client(ADMIN_KEY, "opt")
-    after = [
-        d["document_id"] for d in c2.post("/v1/retrievers/execute", json=query).json()["documents"]
-    ]
+
+def _internals(handle: ServerHandle) -> tuple[Any, Any, str]:
+    state = handle.server.config.app.state  # type: ignore[attr-defined]
+    stores = state.stores
+    ns = stores.metadata.get_namespace("opt")
+    col = stores.metadata.get_collection(ns.namespace_id, "pts")
+    return stores, state.index_builder, col.collection_id
+
+
+def test_background_build_swaps_in_a_generation_and_keeps_concurrent_writes(
+    fresh_server: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    # min_points 0: no automatic builds, so the test decides when one starts
+    first = fresh_server(data, embedder="hash", index_build_min_points=0)
+    admin = first.client(ADMIN_KEY)
+    admin.post(
+        "/v1/namespaces",
+        json={"namespace_name": "opt", "vector_configs": [{"name": "emb", "dimension": 384}]},
+    ).raise_for_status()
+    c = first.client(ADMIN_KEY, "opt")
+    c.post(
+        "/v1/collections", json={"collection_name": "pts", "source": {"type": "direct_upsert"}}
+    ).raise_for_status()
+    vectors = np.random.default_rng(1).normal(size=(N + 500, 384))
+    _upsert(admin, vectors, range(N))
+    before = _top(c, vectors[7])
+    stores, builder, cid = _internals(first)
+    assert stores.index.unindexed_points(cid) == N
+
+    builder.begin(
+        stores.metadata.get_collection(stores.metadata.get_namespace("opt").namespace_id, cid)
+    )
+    assert builder.status()[cid]["state"] == "building"
+    # While the child builds (it needs seconds just to start), the server keeps serving
+    # and taking writes: 500 new points, and 10 deletions.
+    assert _top(c, vectors[7]) == before
+    _upsert(admin, vectors, range(N, N + 500))
+    gone = [f"p{i}" for i in range(100, 110)]
+    for doc_id in gone:
+        c.delete(f"/v1/collections/pts/documents/{doc_id}").raise_for_status()
+    result = builder.wait(cid)
+
+    assert result["points"] >= N - 10  # what the child read from the source of truth
+    assert result["replayed"] >= 1  # writes after its watermark, applied at the swap
+    assert builder.status() == {}
+    assert stores.index.unindexed_points(cid) < 1000  # HNSW holds the bulk now
+    assert stores.index.count(cid) == N + 500 - 10
+    after = _top(c, vectors[7])
     assert after[0] == "p7"
     assert len(set(after) & set(before)) >= 9
+    assert _top(c, vectors[N + 123], 1) == [f"p{N + 123}"]  # written during the build
+    assert not set(_top(c, vectors[103], 20)) & set(gone)  # deleted during the build
+    stores.index.reap_retired(grace_s=0)
+    assert sorted(p.name for p in (data / "index").iterdir() if p.name.startswith(cid)) == sorted(
+        [(data / "index" / f"{cid}.current").read_text(), f"{cid}.current"]
+    )
+    first.stop()
+
+    second = fresh_server(data, embedder="hash", index_build_min_points=0)
+    stores2, _, cid2 = _internals(second)
+    assert cid2 == cid and stores2.index.unindexed_points(cid) < 1000
+    c2 = second.client(ADMIN_KEY, "opt")
+    assert _top(c2, vectors[7]) == after
+    assert _top(c2, vectors[N + 123], 1) == [f"p{N + 123}"]
+
+
+def test_the_server_starts_a_build_by_itself_past_the_threshold(
+    fresh_server: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
+    server = fresh_server(
+        tmp_path / "data", embedder="hash", index_build_min_points=N, index_build_poll_s=0.2
+    )
+    admin = server.client(ADMIN_KEY)
+    admin.post(
+        "/v1/namespaces",
+        json={"namespace_name": "opt", "vector_configs": [{"name": "emb", "dimension": 384}]},
+    ).raise_for_status()
+    server.client(ADMIN_KEY, "opt").post(
+        "/v1/collections", json={"collection_name": "pts", "source": {"type": "direct_upsert"}}
+    ).raise_for_status()
+    vectors = np.random.default_rng(2).normal(size=(N, 384))
+    _upsert(admin, vectors, range(N))
+    _, _, cid = _internals(server)
+    seen_building = False
+    deadline = time.monotonic() + 120
+    while True:  # the operator's view: GET /v1/health/deep
+        state = admin.get("/v1/health/deep").json()["index"][cid]
+        seen_building = seen_building or state["build"] is not None
+        if state["unindexed_points"] < 1000 and state["build"] is None:
+            break
+        assert time.monotonic() < deadline, f"no background build within 120 s: {state}"
+        time.sleep(0.2)
+    assert seen_building
+    assert state["points"] == N

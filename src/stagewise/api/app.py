@@ -23,6 +23,7 @@ from stagewise.api.routes import (
 )
 from stagewise.config import Settings
 from stagewise.services.context import open_stores
+from stagewise.services.index_builder import IndexBuilder
 from stagewise.services.startup import recover
 
 log = logging.getLogger("stagewise")
@@ -62,10 +63,18 @@ def create_app(settings: Settings) -> FastAPI:
         recovered = recover(stores)
         if recovered:
             log.info("replayed %d writes into the search index", recovered)
+        builder = IndexBuilder(
+            stores,
+            min_points=settings.index_build_min_points,
+            poll_s=settings.index_build_poll_s,
+        )
+        builder.start()
         app.state.stores = stores
+        app.state.index_builder = builder
         try:
             yield
         finally:
+            builder.stop()
             stores.close()
 
     app = FastAPI(

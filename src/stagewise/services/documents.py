@@ -226,22 +226,25 @@ def byo_document(col: CollectionRecord, stores: Stores, raw: dict[str, Any]) -> 
 def replay_into_index(stores: Stores, col: CollectionRecord) -> int:
     """Apply source-of-truth writes the index missed (a crash between commit and index)."""
     stores.index.ensure_collection(col)
-    applied = 0
     with collection_write_lock(col.collection_id):
-        watermark = stores.index.max_seq(col.collection_id)
-        while True:
-            changes = stores.metadata.changes_since(col.collection_id, watermark, limit=1000)
-            if not changes:
-                return applied
-            live = [d for d in changes if not d.deleted]
-            gone = [d.document_id for d in changes if d.deleted]
-            stores.index.delete(col.collection_id, gone)
-            stores.index.upsert(
-                col.collection_id,
-                [
-                    IndexPoint(d.document_id, d.seq, d.vectors, document_payload(col, d))
-                    for d in live
-                ],
-            )
-            applied += len(changes)
-            watermark = changes[-1].seq
+        return apply_missed_writes(stores, col)
+
+
+def apply_missed_writes(stores: Stores, col: CollectionRecord) -> int:
+    """Writes newer than the index's watermark, applied in `seq` order. The caller holds
+    the collection's write lock."""
+    applied = 0
+    watermark = stores.index.max_seq(col.collection_id)
+    while True:
+        changes = stores.metadata.changes_since(col.collection_id, watermark, limit=1000)
+        if not changes:
+            return applied
+        live = [d for d in changes if not d.deleted]
+        gone = [d.document_id for d in changes if d.deleted]
+        stores.index.delete(col.collection_id, gone)
+        stores.index.upsert(
+            col.collection_id,
+            [IndexPoint(d.document_id, d.seq, d.vectors, document_payload(col, d)) for d in live],
+        )
+        applied += len(changes)
+        watermark = changes[-1].seq

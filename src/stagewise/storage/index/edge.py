@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ from stagewise.storage.index.payload import SEQ_FIELD, TEXT_FIELD
 from stagewise.storage.index.qdrant_filter import (
     CompiledFilter,
     compile_filter,
+    normalize_index_kind,
     payload_index_schema,
 )
 from stagewise.storage.protocols import IndexPoint, ScoredHit, SearchRequest
@@ -65,7 +68,47 @@ def bm25_text_index() -> TextIndexParams:
     )
 
 
+# Our own payload indexes: not user-declared, so never copied as "extra" between generations.
+OWN_FIELDS = (SEQ_FIELD, TEXT_FIELD, "document_id")
+
+
+def create_shard(path: Path, collection: CollectionRecord, extra: dict[str, str]) -> EdgeShard:
+    """A new, empty shard for a collection, with our payload indexes and `extra` ones
+    (field -> kind)."""
+    vectors = {
+        spec.name: EdgeVectorParams(size=spec.dimensions, distance=_DISTANCES[spec.distance])
+        for spec in collection.vector_indexes
+    }
+    config = EdgeConfig(
+        vectors=vectors,
+        # Qdrant needs one vector config; a sparse slot lets text-only collections exist.
+        sparse_vectors={"_sparse": EdgeSparseVectorParams()},
+        hnsw_config=HnswIndexConfig(m=16, ef_construct=128, full_scan_threshold=10_000),
+    )
+    shard = EdgeShard.create(str(path), config)
+    shard.update(
+        UpdateOperation.create_field_index(SEQ_FIELD, IntegerIndexParams(lookup=False, range=True))
+    )
+    shard.update(UpdateOperation.create_field_index("document_id", KeywordIndexParams()))
+    shard.update(UpdateOperation.create_field_index(TEXT_FIELD, bm25_text_index()))
+    for field, kind in extra.items():
+        shard.update(UpdateOperation.create_field_index(field, payload_index_schema(kind)))
+    return shard
+
+
+def to_points(points: Sequence[IndexPoint]) -> list[Point]:
+    return [
+        Point(point_id(p.document_id), dict(p.vectors), {**p.payload, SEQ_FIELD: p.seq})
+        for p in points
+    ]
+
+
 class EdgeSearchIndex:
+    """Each collection's shard lives in a generation directory under `root`; the file
+    `<collection_id>.current` names the one in use (none: the directory `<collection_id>`).
+    A new generation is built elsewhere (a child process) and swapped in with
+    install_generation()."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
@@ -73,6 +116,7 @@ class EdgeSearchIndex:
         self._locks: dict[str, threading.RLock] = {}
         self._guard = threading.Lock()
         self._schemas: dict[str, dict[str, str]] = {}  # payload index kinds, per shard
+        self._retired: list[tuple[float, EdgeShard, Path]] = []
 
     # ---- lifecycle
     def close(self) -> None:
@@ -81,8 +125,17 @@ class EdgeSearchIndex:
                 shard.close()
             self._shards.clear()
 
+    def _pointer(self, collection_id: str) -> Path:
+        return self.root / f"{collection_id}.current"
+
     def _path(self, collection_id: str) -> Path:
+        pointer = self._pointer(collection_id)
+        if pointer.exists():
+            return self.root / pointer.read_text().strip()
         return self.root / collection_id
+
+    def new_generation_dir(self, collection_id: str) -> Path:
+        return self.root / f"{collection_id}.g{time.time_ns()}"
 
     def _lock(self, collection_id: str) -> threading.RLock:
         with self._guard:
@@ -110,26 +163,7 @@ class EdgeSearchIndex:
             if path.exists():
                 self._shards[cid] = EdgeShard.load(str(path))
                 return
-            vectors = {
-                spec.name: EdgeVectorParams(
-                    size=spec.dimensions, distance=_DISTANCES[spec.distance]
-                )
-                for spec in collection.vector_indexes
-            }
-            config = EdgeConfig(
-                vectors=vectors,
-                # Qdrant needs one vector config; a sparse slot lets text-only collections exist.
-                sparse_vectors={"_sparse": EdgeSparseVectorParams()},
-                hnsw_config=HnswIndexConfig(m=16, ef_construct=128, full_scan_threshold=10_000),
-            )
-            shard = EdgeShard.create(str(path), config)
-            shard.update(
-                UpdateOperation.create_field_index(
-                    SEQ_FIELD, IntegerIndexParams(lookup=False, range=True)
-                )
-            )
-            shard.update(UpdateOperation.create_field_index("document_id", KeywordIndexParams()))
-            shard.update(UpdateOperation.create_field_index(TEXT_FIELD, bm25_text_index()))
+            shard = create_shard(path, collection, {})
             self._shards[cid] = shard
 
     def drop_collection(self, collection_id: str) -> None:
@@ -139,20 +173,16 @@ class EdgeSearchIndex:
             if shard is not None:
                 shard.close()
             shutil.rmtree(self._path(collection_id), ignore_errors=True)
+            for old in self.root.glob(f"{collection_id}.g*"):
+                shutil.rmtree(old, ignore_errors=True)
+            self._pointer(collection_id).unlink(missing_ok=True)
 
     # ---- writes
     def upsert(self, collection_id: str, points: Sequence[IndexPoint]) -> None:
         if not points:
             return
         shard = self.shard(collection_id)
-        batch = [
-            Point(
-                point_id(p.document_id),
-                dict(p.vectors),
-                {**p.payload, SEQ_FIELD: p.seq},
-            )
-            for p in points
-        ]
+        batch = to_points(points)
         with self._lock(collection_id):
             shard.update(UpdateOperation.upsert_points(batch))
 
@@ -354,6 +384,52 @@ class EdgeSearchIndex:
         """Points still searched by exact scan (not yet in an HNSW segment)."""
         info = self.shard(collection_id).info()
         return max(0, int(info.points_count) - int(info.indexed_vectors_count))
+
+    def extra_indexes(self, collection_id: str) -> dict[str, str]:
+        """User payload indexes (field -> kind), for building a new generation alike."""
+        return {
+            k: normalize_index_kind(v)
+            for k, v in self.indexed_fields(collection_id).items()
+            if k not in OWN_FIELDS
+        }
+
+    def install_generation(self, collection_id: str, directory: Path) -> None:
+        """Serve the shard built in `directory` from now on. The caller holds the collection's
+        write lock and replays the writes newer than the new shard's watermark. The old shard
+        is closed a little later: a search may still hold it."""
+        with self._lock(collection_id):
+            new = EdgeShard.load(str(directory))
+            have = new.info().payload_schema
+            for field, kind in self.extra_indexes(collection_id).items():
+                if field not in have:  # created while the child was building
+                    schema = payload_index_schema(kind)
+                    new.update(UpdateOperation.create_field_index(field, schema))
+            old_path = self._path(collection_id)
+            tmp = self._pointer(collection_id).with_suffix(".tmp")
+            tmp.write_text(directory.name)
+            os.replace(tmp, self._pointer(collection_id))  # atomic: a crash keeps one or other
+            old = self._shards.get(collection_id)
+            self._shards[collection_id] = new
+            self._schemas.pop(collection_id, None)
+            if old is not None:
+                self._retired.append((time.monotonic(), old, old_path))
+
+    def stray_generations(self, collection_id: str) -> list[Path]:
+        """Generation directories that are not in use (a build cut short by a crash)."""
+        current = self._path(collection_id)
+        return [p for p in self.root.glob(f"{collection_id}.g*") if p != current]
+
+    def reap_retired(self, grace_s: float = 5.0) -> None:
+        """Close and delete replaced generations once no search can still be using them."""
+        now = time.monotonic()
+        keep = []
+        for retired_at, shard, path in self._retired:
+            if now - retired_at < grace_s:
+                keep.append((retired_at, shard, path))
+                continue
+            shard.close()
+            shutil.rmtree(path, ignore_errors=True)
+        self._retired = keep
 
     def optimize(self, collection_id: str) -> bool:
         """Build HNSW and payload indexes over new points. Blocks this process (the binding

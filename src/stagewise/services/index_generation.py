@@ -1,0 +1,91 @@
+"""Build the next generation of one collection's search shard, in a child process.
+
+The Qdrant binding holds the GIL while it builds HNSW (minutes at a million points), so the
+serving process never builds. This child reads the collection from the source of truth,
+writes a fresh shard, optimises it and prints its watermark (the highest `seq` it holds) as
+JSON; the server then swaps it in and replays what was written meanwhile (IndexBuilder).
+
+    python -m stagewise.services.index_generation --database-url URL --namespace-id NS \
+        --collection-id COL --out DIR [--extra '{"metadata.category": "keyword"}']
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from qdrant_edge import UpdateOperation
+
+from stagewise.storage.index.edge import create_shard, to_points
+from stagewise.storage.index.payload import document_payload
+from stagewise.storage.protocols import IndexPoint
+from stagewise.storage.sql.store import SqlMetadataStore
+
+_PAGE = 1000
+
+
+def build_generation(
+    database_url: str, namespace_id: str, collection_id: str, out: Path, extra: dict[str, str]
+) -> dict[str, Any]:
+    store = SqlMetadataStore(database_url)
+    try:
+        col = store.get_collection(namespace_id, collection_id)
+        if col is None:
+            raise SystemExit(f"collection {collection_id} does not exist")
+        started = time.perf_counter()
+        shard = create_shard(out, col, extra)
+        watermark = points = 0
+        while True:
+            changes = store.changes_since(collection_id, watermark, limit=_PAGE)
+            if not changes:
+                break
+            live = [
+                IndexPoint(d.document_id, d.seq, d.vectors, document_payload(col, d))
+                for d in changes
+                if not d.deleted
+            ]
+            if live:
+                shard.update(UpdateOperation.upsert_points(to_points(live)))
+            points += len(live)
+            watermark = changes[-1].seq
+        loaded = time.perf_counter()
+        shard.optimize()
+        shard.close()
+        return {
+            "watermark": watermark,
+            "points": points,
+            "load_s": round(loaded - started, 3),
+            "optimize_s": round(time.perf_counter() - loaded, 3),
+        }
+    finally:
+        store.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--namespace-id", required=True)
+    parser.add_argument("--collection-id", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--extra", default="{}", help="extra payload indexes, field -> kind")
+    args = parser.parse_args(argv)
+    os.nice(10)  # serving requests come first
+    result = build_generation(
+        args.database_url,
+        args.namespace_id,
+        args.collection_id,
+        args.out,
+        orjson.loads(args.extra),
+    )
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
