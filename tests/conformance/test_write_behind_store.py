@@ -91,3 +91,16 @@ def test_memory_is_bounded_and_evicted_runs_are_read_from_sql(tmp_path: Path) ->
         assert record is not None and record.status == "completed"
     finally:
         store.close()
+
+
+def test_one_batch_may_carry_the_same_run_twice(tmp_path: Path) -> None:
+    store = SqlMetadataStore(f"sqlite:///{tmp_path / 'metadata.db'}")
+    try:
+        running = _run("exec_twice", status="processing")
+        done = _run("exec_twice")
+        store.save_executions([(running, [{"document_id": "a"}]), (done, None)])
+        record = store.get_execution("ns_1", "exec_twice")
+        assert record is not None and record.status == "completed"
+        assert store.get_execution_results("exec_twice", 0, 5) == [{"document_id": "a"}]
+    finally:
+        store.close()

@@ -282,8 +282,8 @@ class FeatureSearch(Stage):
             lists.append(RankedList(name, merged[: search.top_k], search.weight))
         ctx.budget.charge(CREDITS_PER_HIT * sum(len(lst.hits) for lst in lists))
         fused = list(lists[0].hits) if len(lists) == 1 else fuse(lists, p.fusion, RRF_K)
-        provenance = self._provenance(lists)
         survivors = fused[: p.final_top_k]
+        provenance = self._provenance(lists, {key for key, _ in survivors})
         self._fetch_payloads(ctx, [key for key, _ in survivors], payloads)
         out: list[Candidate] = []
         for key, score in survivors:
@@ -321,11 +321,17 @@ class FeatureSearch(Stage):
         return result
 
     @staticmethod
-    def _provenance(lists: list[RankedList]) -> dict[str, dict[str, Any]]:
+    def _provenance(lists: list[RankedList], keep: set[str]) -> dict[str, dict[str, Any]]:
+        """Each kept hit's raw score, rank and weight in every list that found it."""
         out: dict[str, dict[str, Any]] = {}
         for lst in lists:
             for rank, (key, raw) in enumerate(lst.hits, start=1):
-                out.setdefault(key, {})[lst.name] = {"raw": raw, "rank": rank, "weight": lst.weight}
+                if key in keep:
+                    out.setdefault(key, {})[lst.name] = {
+                        "raw": raw,
+                        "rank": rank,
+                        "weight": lst.weight,
+                    }
         return out
 
     @staticmethod

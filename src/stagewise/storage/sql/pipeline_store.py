@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, RowMapping
 
 from stagewise.domain.pipeline_records import ExecutionRecord, RetrieverRecord
@@ -23,6 +26,22 @@ _EXEC_COLUMNS = {
     "created_at",
     "completed_at",
 }
+
+
+_DELETE_RESULTS = t.execution_results.delete().where(
+    t.execution_results.c.execution_id.in_(sa.bindparam("ids", expanding=True))
+)
+_INSERT_RESULTS = t.execution_results.insert()
+
+
+@cache
+def _upsert_execution(postgres: bool) -> Any:
+    insert = pg_insert if postgres else sqlite_insert
+    stmt = insert(t.executions)
+    columns = [c.name for c in t.executions.columns if c.name != "execution_id"]
+    return stmt.on_conflict_do_update(
+        index_elements=["execution_id"], set_={c: stmt.excluded[c] for c in columns}
+    )
 
 
 def _aware(ts: datetime | None) -> datetime | None:
@@ -139,34 +158,30 @@ class PipelineTables:
     def save_executions(
         self, items: Sequence[tuple[ExecutionRecord, Sequence[dict[str, Any]] | None]]
     ) -> None:
-        """save_execution for several records in one transaction (the write-behind path)."""
-        e = t.executions.c
+        """save_execution for several records in one transaction (the write-behind path).
+        Prepared statements with parameters: SQLAlchemy compiles each once per process."""
+        # One row per execution (a multi-row upsert may not touch a row twice); the last
+        # record wins, and keeps the last snapshot sent with it.
+        latest: dict[str, tuple[ExecutionRecord, Sequence[dict[str, Any]] | None]] = {}
+        for x, results in items:
+            known = latest.get(x.execution_id)
+            latest[x.execution_id] = (x, results if results is not None or not known else known[1])
+        items = list(latest.values())
         with self.log_engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
+            postgres = conn.dialect.name == "postgresql"
+            if postgres:
                 conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-            for x, results in items:
-                values = self._exec_values(x)
-                updated = conn.execute(
-                    t.executions.update().where(e.execution_id == x.execution_id).values(**values)
-                ).rowcount
-                if not updated:
-                    conn.execute(t.executions.insert().values(**values))
-                if results is None:
-                    continue
-                if updated:  # a new execution has no snapshot to replace
-                    conn.execute(
-                        t.execution_results.delete().where(
-                            t.execution_results.c.execution_id == x.execution_id
-                        )
-                    )
-                if results:
-                    conn.execute(
-                        t.execution_results.insert(),
-                        [
-                            {"execution_id": x.execution_id, "position": i, "document": doc}
-                            for i, doc in enumerate(results)
-                        ],
-                    )
+            conn.execute(_upsert_execution(postgres), [self._exec_values(x) for x, _ in items])
+            replaced = [x.execution_id for x, results in items if results is not None]
+            if replaced:
+                conn.execute(_DELETE_RESULTS, {"ids": replaced})
+            rows = [
+                {"execution_id": x.execution_id, "position": i, "document": doc}
+                for x, results in items
+                for i, doc in enumerate(results or ())
+            ]
+            if rows:
+                conn.execute(_INSERT_RESULTS, rows)
 
     def get_execution(self, namespace_id: str, execution_id: str) -> ExecutionRecord | None:
         e = t.executions.c
