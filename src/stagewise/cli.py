@@ -43,9 +43,16 @@ def serve(
     # One BLAS thread: threaded BLAS on small mat-vecs is ~30x slower on these machines.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import gc
+
     import uvicorn
 
     from stagewise.api.app import create_app
+
+    # A request allocates thousands of containers (1,000 documents of a BYO upsert, 100-hit
+    # candidate lists), so the default gen-0 threshold (700) runs the collector many times
+    # per request; measured: BYO ingest +28% with these thresholds.
+    gc.set_threshold(50_000, 50, 1000)
 
     settings = _settings(data_dir)
     if not settings.admin_key:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -69,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
             poll_s=settings.index_build_poll_s,
         )
         builder.start()
+        gc.freeze()  # what start-up loaded lives forever: keep it out of every collection
         app.state.stores = stores
         app.state.index_builder = builder
         try:
