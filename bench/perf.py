@@ -922,7 +922,7 @@ def text_ingest(run: Run) -> dict[str, Any]:
             admin.call(
                 "POST",
                 "/v1/namespaces",
-                {"namespace_name": NAMESPACE, "vector_configs": [{"name": "aux", "dimension": 2}]},
+                {"namespace_name": NAMESPACE},
             )
         finally:
             admin.close()
@@ -962,8 +962,8 @@ def text_ingest(run: Run) -> dict[str, Any]:
             out[f"single_post_{workers}_clients_docs_per_s"] = round(len(part) / secs, 1)
             log(f"  text ingest, single POSTs, {workers} clients: {len(part) / secs:.0f} docs/s")
 
-        # Batched: the BYO route with a tiny 'aux' vector per document; the server embeds the
-        # text of all documents of the call in batches (the only batched text route).
+        # Batched: the BYO route with empty vectors; the server embeds the texts of all the
+        # call's documents in batches (the batched text route).
         c = Client(server.base_url, None)
         try:
             t0 = time.perf_counter()
@@ -977,7 +977,7 @@ def text_ingest(run: Run) -> dict[str, Any]:
                         "documents": [
                             {
                                 "document_id": f"t{start + i}",
-                                "vectors": {"aux": [1.0, 0.0]},
+                                "vectors": {},
                                 "payload": {"text": t},
                             }
                             for i, t in enumerate(chunk)

@@ -187,3 +187,33 @@ def test_byo_upsert_bad_bodies(setup: tuple[httpx.Client, str], server: ServerHa
     )
     assert body["error"]["code"] == "invalid_vector"  # type: ignore[index]
     assert count(client) == 1
+
+
+def test_byo_without_vectors_embeds_the_text_or_refuses_the_batch(
+    setup: tuple[httpx.Client, str], server: ServerHandle
+) -> None:
+    client, ns = setup
+    admin = server.client(server.admin_key)
+    url = f"/v1/namespaces/{ns}/documents/upsert"
+    # One document without text poisons the batch: 422, and nothing of it is written.
+    mixed = [
+        {"document_id": "with-text", "vectors": {}, "payload": {"text": "a batch of text"}},
+        {"document_id": "no-text", "vectors": {}, "metadata": {"k": 1}},
+    ]
+    body = assert_error_shape(
+        admin.post(url, json={"collection_id": "docs", "documents": mixed}), 422
+    )
+    assert body["error"]["code"] == "vectors_required"  # type: ignore[index]
+    assert body["error"]["details"]["document_id"] == "no-text"  # type: ignore[index]
+    assert count(client) == 1
+    # Text only: the collection's extractor embeds it, as for a single-document POST.
+    texts = [
+        {"document_id": f"t{i}", "vectors": {}, "payload": {"text": f"text number {i}"}}
+        for i in range(3)
+    ]
+    resp = admin.post(url, json={"collection_id": "docs", "documents": texts})
+    assert resp.status_code == 200, resp.text
+    assert count(client) == 4
+    doc = admin.get(f"/v1/namespaces/{ns}/documents/t1", params={"return_vectors": True}).json()
+    vectors = doc.get("vectors") or doc.get("_internal", {}).get("vectors") or {}
+    assert len(next(iter(vectors.values()))) == 384

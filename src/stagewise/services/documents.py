@@ -204,15 +204,15 @@ def byo_document(col: CollectionRecord, stores: Stores, raw: dict[str, Any]) -> 
     fields, _ = _split_body(stores, payload)
     _check_text_sizes(stores, metadata, "metadata.")
     vectors = raw.get("vectors")
-    if not isinstance(vectors, dict) or not vectors:
-        raise ValidationFailed(f"Document '{document_id}' needs a non-empty vectors object")
+    if not isinstance(vectors, dict):
+        raise ValidationFailed(f"Document '{document_id}' needs a vectors object")
     try:
         checked = validate_vectors(col, vectors)
     except ValidationFailed as exc:
         exc.details["document_id"] = document_id
         exc.message = f"Document '{document_id}': {exc.message}"
         raise
-    return DocumentRecord(
+    doc = DocumentRecord(
         document_id=document_id,
         collection_id=col.collection_id,
         namespace_id=col.namespace_id,
@@ -221,6 +221,18 @@ def byo_document(col: CollectionRecord, stores: Stores, raw: dict[str, Any]) -> 
         vectors=checked,
         source_type=str(raw.get("source_type") or "direct_upsert"),
     )
+    # Empty vectors: the collection's extractor embeds the text (batched over the call).
+    if not checked and (
+        not any(spec.inference_name for spec in col.vector_indexes)
+        or source_text(col, doc) is None
+    ):
+        raise ValidationFailed(
+            f"Document '{document_id}' has no vectors, and no text that collection "
+            f"'{col.collection_name}' embeds (its extractor's input field)",
+            code="vectors_required",
+            document_id=document_id,
+        )
+    return doc
 
 
 def replay_into_index(stores: Stores, col: CollectionRecord) -> int:
