@@ -223,8 +223,7 @@ def byo_document(col: CollectionRecord, stores: Stores, raw: dict[str, Any]) -> 
     )
     # Empty vectors: the collection's extractor embeds the text (batched over the call).
     if not checked and (
-        not any(spec.inference_name for spec in col.vector_indexes)
-        or source_text(col, doc) is None
+        not any(spec.inference_name for spec in col.vector_indexes) or source_text(col, doc) is None
     ):
         raise ValidationFailed(
             f"Document '{document_id}' has no vectors, and no text that collection "

@@ -25,11 +25,15 @@ from qdrant_edge import (
     IntegerIndexParams,
     KeywordIndexParams,
     Language,
+    Memory,
     OrderBy,
     Point,
+    QuantizationSearchParams,
     Query,
     QueryBatchRequest,
     QueryRequest,
+    ScalarQuantizationConfig,
+    ScalarType,
     ScrollRequest,
     SearchParams,
     SnowballLanguage,
@@ -56,6 +60,14 @@ _DISTANCES = {"cosine": Distance.Cosine, "dot": Distance.Dot, "euclidean": Dista
 _SCROLL_PAGE = 1000
 
 
+def dense_search_params(limit: int) -> SearchParams:
+    # Rescoring with the originals after an oversampled search over int8 codes.
+    return SearchParams(
+        hnsw_ef=max(128, limit),
+        quantization=QuantizationSearchParams(rescore=True, oversampling=2.0),
+    )
+
+
 def bm25_text_index() -> TextIndexParams:
     """Word tokens, lower-cased, English stop words, Snowball stemming, BM25 scoring."""
     return TextIndexParams(
@@ -76,8 +88,19 @@ OWN_FIELDS = (SEQ_FIELD, TEXT_FIELD, "document_id")
 def create_shard(path: Path, collection: CollectionRecord, extra: dict[str, str]) -> EdgeShard:
     """A new, empty shard for a collection, with our payload indexes and `extra` ones
     (field -> kind)."""
+    # Memory layout, measured at 1M x 384 in bench/build_probe.py: HNSW over int8 scalar
+    # quantized vectors kept in RAM, the float32 originals and the payloads on disk (the page
+    # cache serves them; rescoring reads 2 x limit originals per search). Serving RSS 1.1 GB
+    # instead of 2.1 GB, dense search 1.6 ms instead of 2.7 ms, recall@10 0.978.
     vectors = {
-        spec.name: EdgeVectorParams(size=spec.dimensions, distance=_DISTANCES[spec.distance])
+        spec.name: EdgeVectorParams(
+            size=spec.dimensions,
+            distance=_DISTANCES[spec.distance],
+            quantization_config=ScalarQuantizationConfig(
+                ScalarType.Int8, quantile=0.99, memory=Memory.Pinned
+            ),
+            memory=Memory.Cold,
+        )
         for spec in collection.vector_indexes
     }
     config = EdgeConfig(
@@ -85,6 +108,7 @@ def create_shard(path: Path, collection: CollectionRecord, extra: dict[str, str]
         # Qdrant needs one vector config; a sparse slot lets text-only collections exist.
         sparse_vectors={"_sparse": EdgeSparseVectorParams()},
         hnsw_config=HnswIndexConfig(m=16, ef_construct=128, full_scan_threshold=10_000),
+        payload_memory=Memory.Cold,
     )
     shard = EdgeShard.create(str(path), config)
     # enable_hnsw=False on our own fields: Qdrant otherwise builds extra payload-aware HNSW
@@ -309,7 +333,7 @@ class EdgeSearchIndex:
                     if req.with_vectors and req.vector_name
                     else False,
                     score_threshold=req.score_threshold,
-                    params=SearchParams(hnsw_ef=max(128, req.limit)) if req.text is None else None,
+                    params=dense_search_params(req.limit) if req.text is None else None,
                 )
             )
         results = shard.query_batch(QueryBatchRequest(batch))
