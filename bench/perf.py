@@ -163,12 +163,13 @@ def log(msg: str) -> None:
 
 
 def rss_bytes(pid: int) -> dict[str, int]:
-    """VmRSS (resident now) and VmHWM (peak) of a process, from /proc."""
+    """VmRSS (resident now), VmHWM (peak), and RssAnon / RssFile (heap vs mapped files, such
+    as on-disk vectors the engine has read) of a process, from /proc."""
     out: dict[str, int] = {}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                 out[key] = int(rest.split()[0]) * 1024
     except OSError:
         pass
@@ -895,6 +896,8 @@ def memory_summary(rss: dict[str, int], empty: dict[str, int], raw: int) -> dict
     return {
         "rss_mib": round(now / 2**20, 1),
         "rss_hwm_mib": round(rss.get("VmHWM", 0) / 2**20, 1),
+        "rss_anon_mib": round(rss.get("RssAnon", 0) / 2**20, 1),
+        "rss_file_mib": round(rss.get("RssFile", 0) / 2**20, 1),
         "raw_vectors_mib": round(raw / 2**20, 1),
         "rss_over_raw": ratio(now, raw),
         "rss_delta_over_raw": ratio(now - base, raw),
