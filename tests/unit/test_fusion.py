@@ -23,7 +23,7 @@ from qdrant_edge import (
 
 from stagewise.ids import point_id
 from stagewise.pipeline.fusion import RankedList, fuse
-from stagewise.storage.index.edge import bm25_text_index
+from stagewise.storage.index.layout import bm25_text_index
 
 pytestmark = [pytest.mark.unit]
 

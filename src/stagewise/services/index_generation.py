@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from qdrant_edge import UpdateOperation
 
-from stagewise.storage.index.edge import create_shard, to_points
+from stagewise.storage.index.layout import create_shard, to_points
 from stagewise.storage.index.payload import document_payload
 from stagewise.storage.protocols import IndexPoint
 from stagewise.storage.sql.store import SqlMetadataStore
