@@ -862,6 +862,10 @@ def run_size(run: Run, n: int) -> dict[str, Any]:
             )
             log(f"  {result['optimize']}")
             if not result["optimize"].get("timed_out"):
+                time.sleep(12)  # the replaced generation is closed ~5-10 s after the swap
+                result["optimize"]["memory_before_queries"] = memory_summary(
+                    rss_bytes(pid), result["rss_empty_server"], raw_bytes
+                )
                 health = health_p50(server.base_url, 200)
                 opt, _ = measure_queries(
                     run,

@@ -32,7 +32,7 @@ class WriteBehindExecutions:
     """A MetadataStore wrapper; everything but execution reads and writes goes straight
     through. `recent_rows` bounds the result rows kept in memory after they are written."""
 
-    def __init__(self, inner: MetadataStore, *, recent_rows: int = 50_000) -> None:
+    def __init__(self, inner: MetadataStore, *, recent_rows: int = 10_000) -> None:
         self.inner = inner
         self._recent_rows = recent_rows
         self._rows = 0
