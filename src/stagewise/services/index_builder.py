@@ -123,6 +123,8 @@ class IndexBuilder:
             RETRY_AFTER_FAILURE_S
         ):
             return False
+        if self.stores.index.needs_rebuild(cid):  # an index added after HNSW was built
+            return True
         pending = self.stores.index.unindexed_points(cid) - self._baseline.get(cid, 0)
         return pending >= self.min_points
 

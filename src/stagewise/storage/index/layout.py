@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qdrant_edge import (
+    AcornSearchParams,
     Distance,
     EdgeConfig,
     EdgeShard,
@@ -38,11 +39,12 @@ from stagewise.storage.protocols import IndexPoint
 _DISTANCES = {"cosine": Distance.Cosine, "dot": Distance.Dot, "euclidean": Distance.Euclid}
 
 
-def dense_search_params(limit: int) -> SearchParams:
+def dense_search_params(limit: int, *, acorn: bool = False) -> SearchParams:
     # Rescoring with the originals after an oversampled search over int8 codes.
     return SearchParams(
         hnsw_ef=max(128, limit),
         quantization=QuantizationSearchParams(rescore=True, oversampling=2.0),
+        acorn=AcornSearchParams(enable=True) if acorn else None,
     )
 
 
