@@ -99,7 +99,10 @@ class IndexBuilder:
     def _remove_strays(self) -> None:
         for col in self._collections():
             for stray in self.stores.index.stray_generations(col.collection_id):
-                shutil.rmtree(stray, ignore_errors=True)
+                if stray.is_dir():
+                    shutil.rmtree(stray, ignore_errors=True)
+                else:
+                    stray.unlink(missing_ok=True)  # the log of a build cut short
 
     # ---- one round
     def tick(self) -> None:

@@ -117,8 +117,11 @@ class EdgeSearchIndex:
             if shard is not None:
                 shard.close()
             shutil.rmtree(self._path(collection_id), ignore_errors=True)
-            for old in self.root.glob(f"{collection_id}.g*"):
-                shutil.rmtree(old, ignore_errors=True)
+            for old in self.root.glob(f"{collection_id}.g[0-9]*"):
+                if old.is_dir():
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    old.unlink(missing_ok=True)  # a build's log
             self._pointer(collection_id).unlink(missing_ok=True)
             self._late_marker(collection_id).unlink(missing_ok=True)
 
@@ -388,7 +391,7 @@ class EdgeSearchIndex:
     def stray_generations(self, collection_id: str) -> list[Path]:
         """Generation directories that are not in use (a build cut short by a crash)."""
         current = self._path(collection_id)
-        return [p for p in self.root.glob(f"{collection_id}.g*") if p != current]
+        return [p for p in self.root.glob(f"{collection_id}.g[0-9]*") if p != current]
 
     def reap_retired(self, grace_s: float = 5.0) -> None:
         """Close and delete replaced generations once no search can still be using them."""
