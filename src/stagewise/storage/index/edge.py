@@ -391,7 +391,8 @@ class EdgeSearchIndex:
     def stray_generations(self, collection_id: str) -> list[Path]:
         """Generation directories that are not in use (a build cut short by a crash)."""
         current = self._path(collection_id)
-        return [p for p in self.root.glob(f"{collection_id}.g[0-9]*") if p != current]
+        candidates = [self.root / collection_id, *self.root.glob(f"{collection_id}.g[0-9]*")]
+        return [p for p in candidates if p.exists() and p != current]
 
     def reap_retired(self, grace_s: float = 5.0) -> None:
         """Close and delete replaced generations once no search can still be using them."""
