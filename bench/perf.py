@@ -52,20 +52,17 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import orjson
 from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
 from bench.common import (
-    REPO_ROOT,
     BenchError,
     ServerProcess,
     git_revision,
@@ -73,18 +70,31 @@ from bench.common import (
     start_server,
 )
 from bench.generate import Dataset, Spec, selective_category
-
-RESULTS_DIR = REPO_ROOT / "bench" / "results"
-CACHE_DIR = RESULTS_DIR / "cache"
-ADMIN_KEY = "sk-bench-perf"
-NAMESPACE = "perf"
-COLLECTION = "synth"
-FEATURE = "all_minilm_l6_v2"  # the text extractor's feature: BYO vectors go under its name
-RETRIEVERS = ("a_dense", "b_hybrid", "c_hybrid_filter_sort", "d_hybrid_filter_sort_mmr")
-UPSERT_BATCH = 1000
-PAGE = 10
-K = 10
-JSON = {"content-type": "application/json"}
+from bench.measure import (
+    ADMIN_KEY,
+    CACHE_DIR,
+    COLLECTION,
+    FEATURE,
+    NAMESPACE,
+    PAGE,
+    RESULTS_DIR,
+    RETRIEVERS,
+    UPSERT_BATCH,
+    Client,
+    K,
+    completed,
+    cpu_seconds,
+    dist,
+    load_average,
+    log,
+    pct,
+    r3,
+    ratio,
+    rss_bytes,
+    self_cpu_seconds,
+)
+from bench.report import tables, targets
+from bench.text_ingest import text_ingest
 
 
 @dataclass(frozen=True)
@@ -122,113 +132,6 @@ FULL = Settings(
     text_docs=1000,
     optimized=True,
 )
-
-
-# ---------------------------------------------------------------------------------------------
-# statistics
-
-
-def pct(xs: Sequence[float], p: float) -> float | None:
-    return float(np.percentile(np.asarray(xs, dtype=np.float64), p)) if len(xs) else None
-
-
-def dist(xs: Sequence[float]) -> dict[str, Any]:
-    return {
-        "p50": r3(pct(xs, 50)),
-        "p99": r3(pct(xs, 99)),
-        "mean": r3(float(np.mean(xs))) if len(xs) else None,
-        "n": len(xs),
-    }
-
-
-def r3(x: float | None) -> float | None:
-    return None if x is None else round(float(x), 3)
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or not b else round(a / b, 4)
-
-
-def load_average() -> list[float]:
-    """1, 5 and 15 minute load averages: other work on the machine skews every timing."""
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def log(msg: str) -> None:
-    print(f"[{datetime.now().strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# process memory
-
-
-def rss_bytes(pid: int) -> dict[str, int]:
-    """VmRSS (resident now), VmHWM (peak), and RssAnon / RssFile (heap vs mapped files, such
-    as on-disk vectors the engine has read) of a process, from /proc."""
-    out: dict[str, int] = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
-                out[key] = int(rest.split()[0]) * 1024
-    except OSError:
-        pass
-    return out
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used (from /proc/<pid>/stat)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def self_cpu_seconds() -> float:
-    return time.process_time()
-
-
-# ---------------------------------------------------------------------------------------------
-# HTTP
-
-
-class Client:
-    """One keep-alive connection; JSON bodies encoded with orjson (numpy arrays included)."""
-
-    def __init__(self, base_url: str, namespace: str | None = NAMESPACE) -> None:
-        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
-        if namespace:
-            headers["X-Namespace"] = namespace
-        self.http = httpx.Client(base_url=base_url, headers=headers, timeout=600)
-
-    def close(self) -> None:
-        self.http.close()
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[Any, float]:
-        """(decoded body, wall ms). Raises BenchError on a non-2xx answer."""
-        content = None if body is None else orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
-        return self.send(method, path, content)
-
-    def send(self, method: str, path: str, content: bytes | None) -> tuple[Any, float]:
-        t0 = time.perf_counter()
-        try:
-            r = self.http.request(method, path, content=content, headers=JSON if content else None)
-        except httpx.HTTPError as exc:
-            raise BenchError(f"{method} {path} failed: {exc!r}") from exc
-        ms = (time.perf_counter() - t0) * 1000
-        if not r.is_success:
-            raise BenchError(f"{method} {path} -> HTTP {r.status_code}: {r.text[:2000]}")
-        return (orjson.loads(r.content) if r.content else None), ms
-
-
-def completed(out: dict[str, Any]) -> dict[str, Any]:
-    if out.get("status") != "completed" or out.get("error"):
-        raise BenchError(
-            f"execution {out.get('execution_id')}: status={out.get('status')} "
-            f"error={out.get('error')}"
-        )
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -910,291 +813,6 @@ def memory_summary(rss: dict[str, int], empty: dict[str, int], raw: int) -> dict
 
 
 # ---------------------------------------------------------------------------------------------
-# text ingest vs the bare model
-
-
-def text_ingest(run: Run) -> dict[str, Any]:
-    n = run.settings.text_docs
-    ds = Dataset(Spec(max(n, 2 * UPSERT_BATCH), run.seed + 7))
-    texts = [d["text"] for d in ds.docs(0, 2 * n)]
-    single_texts, batch_texts = texts[:n], texts[n : 2 * n]
-    out: dict[str, Any] = {"documents": n}
-    bare_before = bare_model(single_texts)
-    data_dir = run.data_root / f"data-text-{os.getpid()}"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    server = start_server(data_dir, admin_key=ADMIN_KEY)
-    try:
-        admin = Client(server.base_url, None)
-        try:
-            admin.call(
-                "POST",
-                "/v1/namespaces",
-                {"namespace_name": NAMESPACE},
-            )
-        finally:
-            admin.close()
-        client = Client(server.base_url)
-        try:
-            client.call(
-                "POST",
-                "/v1/collections",
-                {
-                    "collection_name": "texts",
-                    "source": {"type": "direct_upsert"},
-                    "feature_extractor": {
-                        "feature_extractor_name": "text_extractor",
-                        "version": "v1",
-                    },
-                },
-            )
-            client.call("POST", "/v1/collections/texts/documents", {"text": "warm up the model"})
-        finally:
-            client.close()
-
-        def post_single(items: list[str]) -> None:
-            c = Client(server.base_url)
-            try:
-                for t in items:
-                    c.call("POST", "/v1/collections/texts/documents", {"text": t})
-            finally:
-                c.close()
-
-        for workers in (1, 4):
-            part = single_texts[: n // 2] if workers == 1 else single_texts[n // 2 :]
-            chunks = [part[i::workers] for i in range(workers)]
-            t0 = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                list(pool.map(post_single, chunks))
-            secs = time.perf_counter() - t0
-            out[f"single_post_{workers}_clients_docs_per_s"] = round(len(part) / secs, 1)
-            log(f"  text ingest, single POSTs, {workers} clients: {len(part) / secs:.0f} docs/s")
-
-        # Batched: the BYO route with empty vectors; the server embeds the texts of all the
-        # call's documents in batches (the batched text route).
-        c = Client(server.base_url, None)
-        try:
-            t0 = time.perf_counter()
-            for start in range(0, n, UPSERT_BATCH):
-                chunk = batch_texts[start : start + UPSERT_BATCH]
-                c.call(
-                    "POST",
-                    f"/v1/namespaces/{NAMESPACE}/documents/upsert",
-                    {
-                        "collection_id": "texts",
-                        "documents": [
-                            {
-                                "document_id": f"t{start + i}",
-                                "vectors": {},
-                                "payload": {"text": t},
-                            }
-                            for i, t in enumerate(chunk)
-                        ],
-                    },
-                )
-            secs = time.perf_counter() - t0
-        finally:
-            c.close()
-        out["batched_upsert_docs_per_s"] = round(n / secs, 1)
-        log(f"  text ingest, batched upsert: {n / secs:.0f} docs/s")
-        out["server_rss"] = rss_bytes(server.proc.pid)
-    finally:
-        server.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
-
-    bare_after = bare_model(single_texts)
-    bare = {k: round((bare_before[k] + bare_after[k]) / 2, 1) for k in bare_before}
-    out["bare_model_docs_per_s"] = bare
-    out["bare_model_runs"] = [bare_before, bare_after]
-    default = next(iter(bare_before))  # the default thread count comes first
-    out["bare_model_default_threads"] = default
-    best = max(bare.values())  # the stricter baseline: the faster thread count here
-    out["bare_model_best_docs_per_s"] = best
-    for key in (
-        "single_post_1_clients_docs_per_s",
-        "single_post_4_clients_docs_per_s",
-        "batched_upsert_docs_per_s",
-    ):
-        out[key.replace("_docs_per_s", "_ratio_to_bare")] = ratio(out[key], best)
-    log(f"  bare model: {bare} docs/s")
-    return out
-
-
-def bare_model(texts: list[str]) -> dict[str, float]:
-    """MiniLMEmbedder().embed on `texts` in this process: docs/s at torch's default thread
-    count (first key) and at 1 thread (the server runs torch with OMP_NUM_THREADS=1)."""
-    import torch
-
-    from stagewise.embeddings.minilm import MiniLMEmbedder
-
-    model = MiniLMEmbedder()
-    model.embed(texts)  # load and warm up on the very texts (first runs are slower)
-    default_threads = torch.get_num_threads()
-    out: dict[str, float] = {}
-    try:
-        for threads in sorted({default_threads, 1}, reverse=True):
-            torch.set_num_threads(threads)
-            t0 = time.perf_counter()
-            model.embed(texts)
-            out[f"{threads}_threads"] = round(len(texts) / (time.perf_counter() - t0), 1)
-    finally:
-        torch.set_num_threads(default_threads)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# targets and tables
-
-
-def _get(d: Any, *path: str) -> Any:
-    for p in path:
-        if not isinstance(d, dict) or p not in d:
-            return None
-        d = d[p]
-    return d
-
-
-def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    sizes = {int(k): v for k, v in results.get("sizes", {}).items()}
-    rows: list[dict[str, Any]] = []
-
-    def add(name: str, value: Any, limit: float, le: bool = True, note: str = "") -> None:
-        met = None if value is None else (value <= limit if le else value >= limit)
-        rows.append({"target": name, "value": value, "limit": limit, "met": met, "note": note})
-
-    c = "c_hybrid_filter_sort"
-    for n, label in ((100_000, "100k"), (1_000_000, "1M")):
-        r = sizes.get(n)
-        if r is None:
-            continue
-        views = [("as served", r)]
-        if "optimized" in r:
-            views.append(("after the background HNSW build", r["optimized"]))
-        for view, v in views:
-            rc = _get(v, "retrievers", c)
-            if label == "100k":
-                add(f"100k (c) HTTP 1 client p50 <= 10 ms [{view}]", _get(rc, "wall_ms", "p50"), 10)
-                add(f"100k (c) p99 <= 30 ms [{view}]", _get(rc, "wall_ms", "p99"), 30)
-                add(f"100k (c) p50/floor <= 0.3 [{view}]", _get(rc, "ratio_p50_to_floor"), 0.3)
-                add(
-                    f"100k (c) throughput at 32 clients >= 300/s [{view}]",
-                    _get(rc, "throughput", "32", "executions_per_s"),
-                    300,
-                    le=False,
-                    note="one embedded server process",
-                )
-            else:
-                add(f"1M (c) p50/floor <= 0.1 [{view}]", _get(rc, "ratio_p50_to_floor"), 0.1)
-                add(f"1M (c) p50 <= 30 ms [{view}]", _get(rc, "wall_ms", "p50"), 30)
-                add(
-                    f"1M recall@10 >= 0.95 [{view}]",
-                    _get(v, "retrievers", "a_dense", "recall", "recall@10_mean"),
-                    0.95,
-                    le=False,
-                )
-        if label == "1M":
-            add(
-                "memory at 1M x 384 <= 1.6x raw (RSS after ingest)",
-                _get(r, "memory", "rss_over_raw"),
-                1.6,
-            )
-            if "optimized" in r:
-                add(
-                    "memory at 1M x 384 <= 1.6x raw (RSS after HNSW build, queries)",
-                    _get(r, "optimized", "memory", "rss_over_raw"),
-                    1.6,
-                )
-    for n in sorted(sizes):
-        r = sizes[n]
-        add(
-            f"N={n:,}: GET execution detail p50 <= 2x GET /v1/health",
-            _get(r, "read_paths", "execution_detail", "ratio_to_health_p50"),
-            2.0,
-        )
-        add(
-            f"N={n:,}: BYO upsert >= 20k docs/s", _get(r, "ingest_byo", "docs_per_s"), 20_000, False
-        )
-    t = results.get("text_ingest")
-    if t:
-        for key in ("single_post_4_clients_ratio_to_bare", "batched_upsert_ratio_to_bare"):
-            add(f"text ingest >= 80% of bare model ({key})", t.get(key), 0.8, le=False)
-    return rows
-
-
-def tables(results: dict[str, Any]) -> str:
-    lines = []
-    for n, r in sorted(results.get("sizes", {}).items(), key=lambda kv: int(kv[0])):
-        lines.append(
-            f"\n== N = {int(n):,} x 384 == (load average {r.get('load_average_start')} -> "
-            f"{r.get('load_average_end')})"
-        )
-        lines.append(
-            f"floor (numpy exact, 1 BLAS thread) p50 {r['floor_exact_numpy_1thread_ms']['p50']} ms"
-            f" | GET /v1/health p50 {r['health_ms']['p50']} ms"
-            f" | BYO ingest {r['ingest_byo']['docs_per_s']:,} docs/s"
-            f" | RSS {r['memory']['rss_mib']} MiB = {r['memory']['rss_over_raw']}x raw"
-        )
-        views = [("as served (no HNSW)", r)]
-        o = r.get("optimize")
-        if o and o.get("timed_out"):
-            lines.append(f"background HNSW build: gave up after {o['seconds']} s")
-        elif o:
-            lines.append(
-                f"background HNSW build: installed {o['seconds_until_installed']} s after "
-                f"start-up ({o['build']}); unindexed points after: "
-                f"{o['unindexed_points_after']} of {o['points']}"
-            )
-        if "optimized" in r:
-            views.append(("after the background HNSW build", r["optimized"]))
-        for view, v in views:
-            lines.append(f"-- {view}")
-            lines.append(
-                f"{'retriever':<28}{'p50 ms':>9}{'p99 ms':>9}{'srv p50':>9}{'cpu/ex':>8}"
-                f"{'/floor':>8}{'/health':>9}{'8c /s':>8}{'32c /s':>8}{'32c cores':>10}"
-                f"{'recall':>8}"
-            )
-            for kind, x in v["retrievers"].items():
-                tp = x.get("throughput", {})
-                lines.append(
-                    f"{kind:<28}{x['wall_ms']['p50']:>9}{x['wall_ms']['p99']:>9}"
-                    f"{x['server_total_ms']['p50']:>9}{x.get('server_cpu_ms_per_execution')!s:>8}"
-                    f"{x['ratio_p50_to_floor']!s:>8}{x['ratio_p50_to_health']!s:>9}"
-                    f"{_get(tp, '8', 'executions_per_s')!s:>8}"
-                    f"{_get(tp, '32', 'executions_per_s')!s:>8}"
-                    f"{_get(tp, '32', 'server_cpu_cores')!s:>10}"
-                    f"{_get(x, 'recall', 'recall@10_mean')!s:>8}"
-                )
-            c = v["retrievers"]["c_hybrid_filter_sort"]
-            lines.append(
-                f"(c) stages p50 ms: {c['stages_ms_p50']}; server total p50 "
-                f"{c['server_total_ms']['p50']}; HTTP+serialisation overhead p50 "
-                f"{c['http_overhead_ms']['p50']} ms"
-            )
-        rp = r["read_paths"]
-        lines.append(
-            f"read paths (as served) p50 ms: health {rp['health']['p50']}, execution detail "
-            f"{rp['execution_detail']['p50']} ({rp['execution_detail']['ratio_to_health_p50']}x)"
-            f", executions/list {rp['executions_list']['p50']} "
-            f"({rp['executions_list']['ratio_to_health_p50']}x)"
-        )
-        for kind, x in r.get("in_process", {}).items():
-            lines.append(
-                f"in-process (as served, server stopped) {kind}: plan+finish p50 "
-                f"{x['plan_finish_ms']['p50']} ms, "
-                f"+serialise {x['plan_finish_serialize_ms']['p50']} ms, run total "
-                f"{x['run_total_time_ms']['p50']} ms"
-            )
-    t = results.get("text_ingest")
-    if t:
-        lines.append("\n== text ingest (server embeds with MiniLM) ==")
-        lines.append(json.dumps(t))
-    lines.append("\n== targets ==")
-    for row in results.get("targets", []):
-        mark = {True: "met", False: "MISSED", None: "n/a"}[row["met"]]
-        lines.append(f"{mark:>7}  {row['target']}: {row['value']} (limit {row['limit']})")
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------
 # CLI
 
 
@@ -1260,7 +878,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.no_text:
             log("text ingest")
             try:
-                results["text_ingest"] = text_ingest(run)
+                results["text_ingest"] = text_ingest(
+                    run.settings.text_docs, run.seed, run.data_root
+                )
             except Exception as exc:
                 status = 1
                 results.setdefault("errors", []).append(f"text ingest: {exc!r}")
