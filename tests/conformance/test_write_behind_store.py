@@ -104,3 +104,21 @@ def test_one_batch_may_carry_the_same_run_twice(tmp_path: Path) -> None:
         assert store.get_execution_results("exec_twice", 0, 5) == [{"document_id": "a"}]
     finally:
         store.close()
+
+
+def test_finished_runs_read_from_sql_are_remembered_within_the_bounds(tmp_path: Path) -> None:
+    db = tmp_path / "metadata.db"
+    writer = _stack(db)
+    for i in range(3):
+        writer.save_execution(_run(f"exec_{i}"), [{"document_id": f"d{i}"}])
+    writer.close()
+    reader = _stack(db)
+    try:
+        assert reader._recent == {}
+        first = reader.get_execution("ns_1", "exec_1")
+        assert first is not None and "exec_1" in reader._recent
+        assert reader.get_execution("ns_1", "exec_1") is first  # from memory now
+        assert reader.get_execution("other_ns", "exec_1") is None
+        assert reader.get_execution_results("exec_1", 0, 5) == [{"document_id": "d1"}]
+    finally:
+        reader.close()

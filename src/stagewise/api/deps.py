@@ -22,9 +22,10 @@ from stagewise.services.namespaces import get_namespace
 R = TypeVar("R")
 
 
-async def _read(stores: Stores, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+async def store_read(stores: Stores, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
     """Run a metadata read inline when the store answers from this process (the embedded
-    default), in the thread pool when it may wait on a server (PostgreSQL)."""
+    default: cached records, SQLite in WAL mode, whose readers never wait on writers), in
+    the thread pool when it may wait on a server (PostgreSQL)."""
     if stores.inline_reads:
         return fn(*args, **kwargs)
     return await run_in_threadpool(fn, *args, **kwargs)
@@ -41,7 +42,7 @@ StoresDep = Annotated[Stores, Depends(get_stores)]
 async def get_principal(
     stores: StoresDep, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
-    return await _read(stores, authenticate, stores, authorization)
+    return await store_read(stores, authenticate, stores, authorization)
 
 
 CurrentKey = Annotated[Principal, Depends(get_principal)]
@@ -66,7 +67,7 @@ async def get_namespace_dep(
             "Select a namespace with the 'X-Namespace' header (its name or id)",
             code="namespace_required",
         )
-    ns = await _read(stores, get_namespace, stores, identifier=identifier)
+    ns = await store_read(stores, get_namespace, stores, identifier=identifier)
     principal.require_namespace(ns.namespace_id)
     return ns
 

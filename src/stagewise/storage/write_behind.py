@@ -26,6 +26,7 @@ log = logging.getLogger("stagewise.storage")
 Results = Sequence[dict[str, Any]] | None
 _TERMINAL = ("completed", "failed")
 _BATCH = 64
+_MAX_RECENT = 5_000  # executions remembered, whatever their result rows
 
 
 class WriteBehindExecutions:
@@ -69,7 +70,9 @@ class WriteBehindExecutions:
     def _remember(self, record: ExecutionRecord, results: Results) -> None:
         self._recent[record.execution_id] = (record, results)
         self._rows += len(results or ())
-        while self._rows > self._recent_rows and len(self._recent) > 1:
+        while (self._rows > self._recent_rows or len(self._recent) > _MAX_RECENT) and len(
+            self._recent
+        ) > 1:
             _, (_, dropped) = self._recent.popitem(last=False)
             self._rows -= len(dropped or ())
 
@@ -104,7 +107,12 @@ class WriteBehindExecutions:
             known = self._recent.get(execution_id)
         if known is not None:
             return known[0] if known[0].namespace_id == namespace_id else None
-        return self.inner.get_execution(namespace_id, execution_id)
+        record = self.inner.get_execution(namespace_id, execution_id)
+        if record is not None and record.status in _TERMINAL:
+            with self._lock:  # a finished run never changes: later reads come from memory
+                if execution_id not in self._recent:
+                    self._remember(record, None)
+        return record
 
     def get_execution_results(
         self, execution_id: str, offset: int, limit: int
