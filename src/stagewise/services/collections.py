@@ -13,6 +13,13 @@ from stagewise.services.context import Stores
 from stagewise.services.extractors import resolve_extractor
 from stagewise.services.namespaces import validate_name
 
+
+def all_collections(stores: Stores) -> list[CollectionRecord]:
+    """Every collection of every namespace (start-up recovery, index upkeep, health)."""
+    meta = stores.metadata
+    return [c for ns in meta.list_namespaces() for c in meta.list_collections(ns.namespace_id)]
+
+
 DIRECT_UPSERT_COLLECTION = "_direct_upsert"
 SUPPORTED_SOURCES = ("direct_upsert", "none")
 _BYO_DISTANCE = {"cosine": "cosine", "euclidean": "euclidean", "dot_product": "dot", "dot": "dot"}

@@ -12,7 +12,12 @@ from stagewise.domain.records import CollectionRecord, DocumentRecord
 from stagewise.errors import NotFound, ValidationFailed
 from stagewise.ids import new_id, utc_now
 from stagewise.services.context import Stores
-from stagewise.storage.index.payload import RESERVED_FIELDS, document_payload, source_text
+from stagewise.storage.index.payload import (
+    RESERVED_FIELDS,
+    document_payload,
+    index_changes,
+    source_text,
+)
 from stagewise.storage.protocols import IndexPoint
 
 # Keys of a create/patch body that are not user fields.
@@ -245,17 +250,9 @@ def apply_missed_writes(stores: Stores, col: CollectionRecord) -> int:
     """Writes newer than the index's watermark, applied in `seq` order. The caller holds
     the collection's write lock."""
     applied = 0
-    watermark = stores.index.max_seq(col.collection_id)
-    while True:
-        changes = stores.metadata.changes_since(col.collection_id, watermark, limit=1000)
-        if not changes:
-            return applied
-        live = [d for d in changes if not d.deleted]
-        gone = [d.document_id for d in changes if d.deleted]
+    since = stores.index.max_seq(col.collection_id)
+    for live, gone, _ in index_changes(stores.metadata, col, since):
         stores.index.delete(col.collection_id, gone)
-        stores.index.upsert(
-            col.collection_id,
-            [IndexPoint(d.document_id, d.seq, d.vectors, document_payload(col, d)) for d in live],
-        )
-        applied += len(changes)
-        watermark = changes[-1].seq
+        stores.index.upsert(col.collection_id, live)
+        applied += len(live) + len(gone)
+    return applied

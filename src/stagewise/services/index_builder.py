@@ -25,6 +25,7 @@ import orjson
 
 from stagewise.domain.records import CollectionRecord
 from stagewise.errors import StagewiseError
+from stagewise.services.collections import all_collections
 from stagewise.services.context import Stores
 from stagewise.services.documents import apply_missed_writes, collection_write_lock
 
@@ -92,17 +93,9 @@ class IndexBuilder:
             except Exception:  # the loop must outlive one bad round
                 log.exception("index builder round failed")
 
-    def _collections(self) -> list[CollectionRecord]:
-        meta = self.stores.metadata
-        return [c for ns in meta.list_namespaces() for c in meta.list_collections(ns.namespace_id)]
-
     def _remove_strays(self) -> None:
-        for col in self._collections():
-            for stray in self.stores.index.stray_generations(col.collection_id):
-                if stray.is_dir():
-                    shutil.rmtree(stray, ignore_errors=True)
-                else:
-                    stray.unlink(missing_ok=True)  # the log of a build cut short
+        for col in all_collections(self.stores):
+            self.stores.index.remove_stray_generations(col.collection_id)
 
     # ---- one round
     def tick(self) -> None:
@@ -114,7 +107,7 @@ class IndexBuilder:
         for build in done:
             with contextlib.suppress(IndexBuildFailed):  # logged; retried later
                 self._finish(build)
-        for col in self._collections():
+        for col in all_collections(self.stores):
             if self._due(col):
                 self.begin(col)
 

@@ -23,11 +23,8 @@ import orjson
 from qdrant_edge import UpdateOperation
 
 from stagewise.storage.index.layout import create_shard, to_points
-from stagewise.storage.index.payload import document_payload
-from stagewise.storage.protocols import IndexPoint
+from stagewise.storage.index.payload import index_changes
 from stagewise.storage.sql.store import SqlMetadataStore
-
-_PAGE = 1000
 
 
 def build_generation(
@@ -41,19 +38,11 @@ def build_generation(
         started = time.perf_counter()
         shard = create_shard(out, col, extra)
         watermark = points = 0
-        while True:
-            changes = store.changes_since(collection_id, watermark, limit=_PAGE)
-            if not changes:
-                break
-            live = [
-                IndexPoint(d.document_id, d.seq, d.vectors, document_payload(col, d))
-                for d in changes
-                if not d.deleted
-            ]
+        for live, _, last_seq in index_changes(store, col, 0):  # a fresh shard: no deletes
             if live:
                 shard.update(UpdateOperation.upsert_points(to_points(live)))
             points += len(live)
-            watermark = changes[-1].seq
+            watermark = last_seq
         loaded = time.perf_counter()
         shard.optimize()
         shard.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from stagewise.services.collections import all_collections
 from stagewise.services.context import Stores
 from stagewise.services.documents import replay_into_index
 
@@ -9,8 +10,4 @@ from stagewise.services.documents import replay_into_index
 def recover(stores: Stores) -> int:
     """Replays writes the index missed; HNSW building is left to the IndexBuilder, in the
     background, so start-up takes seconds at any size."""
-    return sum(
-        replay_into_index(stores, col)
-        for ns in stores.metadata.list_namespaces()
-        for col in stores.metadata.list_collections(ns.namespace_id)
-    )
+    return sum(replay_into_index(stores, col) for col in all_collections(stores))

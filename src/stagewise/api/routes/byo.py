@@ -31,10 +31,11 @@ def upsert_documents(
     ns = get_namespace(stores, identifier=namespace_id)
     principal.require_namespace(ns.namespace_id)
     # Not model_dump(): that deep-copies 1,000 documents and their vectors (~19 ms).
-    plain: dict[str, Any] = {"collection_id": body.collection_id, "documents": body.documents}
+    plain: dict[str, Any] = {"documents": body.documents}
+    if body.collection_id is not None:
+        plain["collection_id"] = body.collection_id
     if body.options is not None:
         plain["options"] = body.options.model_dump(exclude_none=True)
-    plain = {k: v for k, v in plain.items() if v is not None}
     return JsonResponse(byo.upsert_documents(stores, ns=ns, body=plain))
 
 

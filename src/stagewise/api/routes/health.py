@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from stagewise import __version__
 from stagewise.api.deps import CurrentKey, StoresDep
 from stagewise.api.responses import JsonResponse
+from stagewise.services.collections import all_collections
 
 router = APIRouter(tags=["health"])
 
@@ -24,13 +25,12 @@ def deep_health(request: Request, stores: StoresDep, _: CurrentKey) -> JsonRespo
     builder = request.app.state.index_builder
     building = builder.status()
     index: dict[str, Any] = {}
-    for ns in stores.metadata.list_namespaces():
-        for col in stores.metadata.list_collections(ns.namespace_id):
-            cid = col.collection_id
-            index[cid] = {
-                "points": stores.index.count(cid),
-                "unindexed_points": stores.index.unindexed_points(cid),
-                "build": building.get(cid),
-                "last_build": builder.last_build(cid),
-            }
+    for col in all_collections(stores):
+        cid = col.collection_id
+        index[cid] = {
+            "points": stores.index.count(cid),
+            "unindexed_points": stores.index.unindexed_points(cid),
+            "build": building.get(cid),
+            "last_build": builder.last_build(cid),
+        }
     return JsonResponse({"status": "ok", "checks": checks, "index": index})

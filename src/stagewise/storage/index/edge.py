@@ -47,6 +47,14 @@ from stagewise.storage.protocols import IndexPoint, ScoredHit, SearchRequest
 _SCROLL_PAGE = 1000
 
 
+def _remove(path: Path) -> None:
+    """A generation directory, or a build's log file; absent is fine."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 class EdgeSearchIndex:
     """Each collection's shard lives in a generation directory under `root`; the file
     `<collection_id>.current` names the one in use (none: the directory `<collection_id>`).
@@ -61,6 +69,7 @@ class EdgeSearchIndex:
         self._guard = threading.Lock()
         self._schemas: dict[str, dict[str, str]] = {}  # payload index kinds, per shard
         self._retired: list[tuple[float, EdgeShard, Path]] = []
+        self._late: dict[str, bool] = {}  # see needs_rebuild()
 
     # ---- lifecycle
     def close(self) -> None:
@@ -116,14 +125,11 @@ class EdgeSearchIndex:
             self._schemas.pop(collection_id, None)
             if shard is not None:
                 shard.close()
-            shutil.rmtree(self._path(collection_id), ignore_errors=True)
+            _remove(self._path(collection_id))
             for old in self.root.glob(f"{collection_id}.g[0-9]*"):
-                if old.is_dir():
-                    shutil.rmtree(old, ignore_errors=True)
-                else:
-                    old.unlink(missing_ok=True)  # a build's log
+                _remove(old)
             self._pointer(collection_id).unlink(missing_ok=True)
-            self._late_marker(collection_id).unlink(missing_ok=True)
+            self._set_late(collection_id, False)
 
     # ---- writes
     def upsert(self, collection_id: str, points: Sequence[IndexPoint]) -> None:
@@ -328,15 +334,26 @@ class EdgeSearchIndex:
             shard.update(UpdateOperation.create_field_index(field, schema))
             self._schemas.pop(collection_id, None)
             if int(info.indexed_vectors_count) > 0:
-                self._late_marker(collection_id).write_text(field)
+                self._set_late(collection_id, True)
         return True
 
     def _late_marker(self, collection_id: str) -> Path:
         return self.root / f"{collection_id}.late-indexes"
 
+    def _set_late(self, collection_id: str, late: bool) -> None:
+        # The marker file keeps the mark across restarts; searches read the in-memory copy.
+        if late:
+            self._late_marker(collection_id).touch()
+        else:
+            self._late_marker(collection_id).unlink(missing_ok=True)
+        self._late[collection_id] = late
+
     def needs_rebuild(self, collection_id: str) -> bool:
         """True when a payload index was added after HNSW was built (see above)."""
-        return self._late_marker(collection_id).exists()
+        late = self._late.get(collection_id)
+        if late is None:
+            late = self._late[collection_id] = self._late_marker(collection_id).exists()
+        return late
 
     def indexed_fields(self, collection_id: str) -> dict[str, str]:
         cached = self._schemas.get(collection_id)
@@ -383,16 +400,14 @@ class EdgeSearchIndex:
                 self._retired.append((time.monotonic(), old, old_path))
             # unless an index had to be added to it just now, the new generation was built
             # with every index from the start
-            if added_late:
-                self._late_marker(collection_id).write_text("added at install")
-            else:
-                self._late_marker(collection_id).unlink(missing_ok=True)
+            self._set_late(collection_id, added_late)
 
-    def stray_generations(self, collection_id: str) -> list[Path]:
-        """Generation directories that are not in use (a build cut short by a crash)."""
+    def remove_stray_generations(self, collection_id: str) -> None:
+        """Delete generations not in use, and build logs: what a crash left behind."""
         current = self._path(collection_id)
-        candidates = [self.root / collection_id, *self.root.glob(f"{collection_id}.g[0-9]*")]
-        return [p for p in candidates if p.exists() and p != current]
+        for path in [self.root / collection_id, *self.root.glob(f"{collection_id}.g[0-9]*")]:
+            if path != current:
+                _remove(path)
 
     def reap_retired(self, grace_s: float = 5.0) -> None:
         """Close and delete replaced generations once no search can still be using them."""
@@ -403,7 +418,7 @@ class EdgeSearchIndex:
                 keep.append((retired_at, shard, path))
                 continue
             shard.close()
-            shutil.rmtree(path, ignore_errors=True)
+            _remove(path)
         self._retired = keep
 
     def optimize(self, collection_id: str) -> bool:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from stagewise.domain.records import CollectionRecord, DocumentRecord
+from stagewise.storage.protocols import IndexPoint, MetadataStore
 
 SEQ_FIELD = "_seq"
 TEXT_FIELD = "_text"  # the text the collection's feature was computed from (BM25 source)
@@ -43,3 +45,21 @@ def document_payload(collection: CollectionRecord, doc: DocumentRecord) -> dict[
     if text is not None:
         payload[TEXT_FIELD] = text
     return payload
+
+
+def index_changes(
+    metadata: MetadataStore, collection: CollectionRecord, since: int, page: int = 1000
+) -> Iterator[tuple[list[IndexPoint], list[str], int]]:
+    """The source of truth's writes after `seq` `since`, in `seq` order, a page at a time:
+    (live documents as index points, deleted document ids, the page's last seq)."""
+    while True:
+        changes = metadata.changes_since(collection.collection_id, since, limit=page)
+        if not changes:
+            return
+        live = [
+            IndexPoint(d.document_id, d.seq, d.vectors, document_payload(collection, d))
+            for d in changes
+            if not d.deleted
+        ]
+        since = changes[-1].seq
+        yield live, [d.document_id for d in changes if d.deleted], since
