@@ -25,8 +25,9 @@ from stagewise.services.inputs import resolve_inputs
 from stagewise.services.pagination import (
     RESULT_WINDOW,
     PageRequest,
-    page_response,
+    first_page,
     parse_page_request,
+    stored_page,
 )
 from stagewise.services.retrievers import resolve_collections
 
@@ -37,6 +38,8 @@ _live: dict[str, ExecutionRecord] = {}
 _CACHE_SIZE = 1024
 _cache: OrderedDict[str, str] = OrderedDict()
 _cache_lock = threading.Lock()
+# An answered execute: the record, the page of documents and its pagination block.
+Answer = tuple[ExecutionRecord, list[dict[str, Any]], dict[str, Any]]
 
 
 def _hash(obj: Any) -> str:
@@ -78,7 +81,7 @@ class Plan:
     """Either a finished answer (continuation or cache hit) or a new run to start."""
 
     req: PageRequest
-    done: tuple[ExecutionRecord, list[dict[str, Any]], dict[str, Any]] | None = None
+    done: Answer | None = None
     record: ExecutionRecord | None = None
     target: Target | None = None
     cache_key: str | None = None
@@ -110,7 +113,11 @@ def plan(
     size, warnings = _page_size(body, target)
     req = parse_page_request(body.get("pagination"), size)
     if req.execution_id is not None:
-        return Plan(req, done=_continue(stores, ns, req))
+        assert req.execution_id is not None
+        record = lookup(stores, ns.namespace_id, req.execution_id)
+        if record is None:
+            raise NotFound("execution", req.execution_id)
+        return Plan(req, done=(record, *stored_page(stores, record, req)))
     inputs, interpretation = resolve_inputs(target.input_schema, dict(body.get("inputs") or {}))
     filters = body.get("filters") or None
     parse_filter(filters, inputs)  # a malformed filter is the caller's error: 422, no record
@@ -123,7 +130,7 @@ def plan(
             # A later page binds to the latest run of the same query: no overlap, no gap.
             latest = _latest(stores, ns, r, inputs_hash)
             if latest is not None:
-                return Plan(req, done=_page(stores, latest, _keyset(stores, latest, req)))
+                return Plan(req, done=(latest, *stored_page(stores, latest, req)))
         if not skip_cache:
             with _cache_lock:
                 source_id = _cache.get(key)
@@ -131,7 +138,8 @@ def plan(
                 stores.metadata.get_execution(ns.namespace_id, source_id) if source_id else None
             )
             if source is not None and source.status == "completed":
-                return Plan(req, done=_page(stores, _replay(stores, source), req))
+                hit = _replay(stores, source)
+                return Plan(req, done=(hit, *stored_page(stores, hit, req)))
     record = ExecutionRecord(
         execution_id=new_id("exec_", 16),
         namespace_id=ns.namespace_id,
@@ -152,9 +160,7 @@ def plan(
     return Plan(req, record=record, target=target, cache_key=key)
 
 
-def finish(
-    stores: Stores, p: Plan, listener: Listener | None = None
-) -> tuple[ExecutionRecord, list[dict[str, Any]], dict[str, Any]]:
+def finish(stores: Stores, p: Plan, listener: Listener | None = None) -> Answer:
     """Run a planned execution to its end (completed or failed) and slice the first page."""
     if p.done is not None:
         return p.done
@@ -170,7 +176,7 @@ def finish(
             _cache.move_to_end(p.cache_key)
             while len(_cache) > _CACHE_SIZE:
                 _cache.popitem(last=False)
-    return record, *_slice(results, record, _keyset_in(results, p.req))
+    return record, *first_page(results, record, p.req)
 
 
 _background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="stagewise-exec")
@@ -310,72 +316,6 @@ def _latest(
         if row.inputs_hash == inputs_hash and row.retriever_version == r.version:
             return row
     return None
-
-
-def results_of(
-    stores: Stores, record: ExecutionRecord, offset: int, limit: int
-) -> list[dict[str, Any]]:
-    return stores.metadata.get_execution_results(
-        record.source_execution_id or record.execution_id, offset, limit
-    )
-
-
-def _keyset_in(results: list[dict[str, Any]], req: PageRequest) -> PageRequest:
-    """Resolve a bare keyset marker {score, document_id} to a position in a ranked list."""
-    if req.method != "keyset" or not req.after or req.execution_id is not None:
-        return req
-    doc_id, score = req.after.get("document_id") or req.after.get("id"), req.after.get("score")
-    for pos, doc in enumerate(results):
-        if doc.get("document_id") == doc_id:
-            req.offset = pos + 1
-            return req
-    if isinstance(score, int | float):
-        req.offset = sum(1 for d in results if float(d.get("score") or 0.0) > score)
-    return req
-
-
-def _keyset(stores: Stores, record: ExecutionRecord, req: PageRequest) -> PageRequest:
-    if req.method != "keyset":
-        return req
-    return _keyset_in(results_of(stores, record, 0, record.total_results), req)
-
-
-def _slice(
-    results: list[dict[str, Any]], record: ExecutionRecord, req: PageRequest
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    page = results[req.offset : req.offset + req.limit]
-    return page, page_response(req, record.execution_id, record.total_results, page)
-
-
-def _page(
-    stores: Stores, record: ExecutionRecord, req: PageRequest
-) -> tuple[ExecutionRecord, list[dict[str, Any]], dict[str, Any]]:
-    page = results_of(stores, record, req.offset, req.limit)
-    return record, page, page_response(req, record.execution_id, record.total_results, page)
-
-
-def _continue(
-    stores: Stores, ns: NamespaceRecord, req: PageRequest
-) -> tuple[ExecutionRecord, list[dict[str, Any]], dict[str, Any]]:
-    assert req.execution_id is not None
-    record = lookup(stores, ns.namespace_id, req.execution_id)
-    if record is None:
-        raise NotFound("execution", req.execution_id)
-    return _page(stores, record, req)
-
-
-def detail_pagination(
-    record: ExecutionRecord, page: list[dict[str, Any]], offset: int, limit: int
-) -> dict[str, Any]:
-    """Pagination of GET execution detail: an offset window over the stored snapshot."""
-    return {
-        "method": "offset",
-        "returned": len(page),
-        "total": record.total_results,
-        "has_next": offset + len(page) < record.total_results,
-        "page_size": limit,
-        "page_number": offset // limit + 1,
-    }
 
 
 def execution_public(

@@ -8,10 +8,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from stagewise.domain.pipeline_records import ExecutionRecord
 from stagewise.errors import ValidationFailed
+from stagewise.services.context import Stores
 
 RESULT_WINDOW = 10_000  # ranked documents kept per execution; continuations read this snapshot
 _LIMITS = {"cursor": 500, "offset": 500, "keyset": 500, "scroll": 1000}
+Page = tuple[list[dict[str, Any]], dict[str, Any]]  # the documents and the pagination block
 
 
 @dataclass
@@ -130,3 +133,55 @@ def page_response(
             }
         out.update(limit=req.limit, after=after, next_cursor=after)
     return out
+
+
+def results_of(
+    stores: Stores, record: ExecutionRecord, offset: int, limit: int
+) -> list[dict[str, Any]]:
+    """A window of an execution's stored ranked list (a cache hit reads its source's)."""
+    return stores.metadata.get_execution_results(
+        record.source_execution_id or record.execution_id, offset, limit
+    )
+
+
+def _keyset_in(results: list[dict[str, Any]], req: PageRequest) -> PageRequest:
+    """Resolve a bare keyset marker {score, document_id} to a position in a ranked list."""
+    if req.method != "keyset" or not req.after or req.execution_id is not None:
+        return req
+    doc_id, score = req.after.get("document_id") or req.after.get("id"), req.after.get("score")
+    for pos, doc in enumerate(results):
+        if doc.get("document_id") == doc_id:
+            req.offset = pos + 1
+            return req
+    if isinstance(score, int | float):
+        req.offset = sum(1 for d in results if float(d.get("score") or 0.0) > score)
+    return req
+
+
+def first_page(results: list[dict[str, Any]], record: ExecutionRecord, req: PageRequest) -> Page:
+    """The requested page of a run that just finished, from its in-memory results."""
+    req = _keyset_in(results, req)
+    page = results[req.offset : req.offset + req.limit]
+    return page, page_response(req, record.execution_id, record.total_results, page)
+
+
+def stored_page(stores: Stores, record: ExecutionRecord, req: PageRequest) -> Page:
+    """The requested page of a stored execution (a continuation, or a cached run)."""
+    if req.method == "keyset":
+        req = _keyset_in(results_of(stores, record, 0, record.total_results), req)
+    page = results_of(stores, record, req.offset, req.limit)
+    return page, page_response(req, record.execution_id, record.total_results, page)
+
+
+def detail_pagination(
+    record: ExecutionRecord, page: list[dict[str, Any]], offset: int, limit: int
+) -> dict[str, Any]:
+    """Pagination of GET execution detail: an offset window over the stored snapshot."""
+    return {
+        "method": "offset",
+        "returned": len(page),
+        "total": record.total_results,
+        "has_next": offset + len(page) < record.total_results,
+        "page_size": limit,
+        "page_number": offset // limit + 1,
+    }

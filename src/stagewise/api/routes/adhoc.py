@@ -18,6 +18,7 @@ from stagewise.domain.pipeline_records import ExecutionRecord
 from stagewise.errors import NotFound, ValidationFailed
 from stagewise.ids import iso
 from stagewise.services import execute as exe
+from stagewise.services import pagination as pages
 from stagewise.services import retrievers as svc
 from stagewise.services.explain import explain
 from stagewise.services.inputs import resolve_inputs
@@ -136,8 +137,8 @@ def get_adhoc(
     x = exe.lookup(stores, ns.namespace_id, execution_id)
     if x is None or x.mode != "adhoc":
         raise NotFound("execution", execution_id)
-    page = exe.results_of(stores, x, offset, limit)
-    detail = exe.execution_public(x, page, exe.detail_pagination(x, page, offset, limit))
+    page = pages.results_of(stores, x, offset, limit)
+    detail = exe.execution_public(x, page, pages.detail_pagination(x, page, offset, limit))
     return JsonResponse(
         {
             **detail,

@@ -15,6 +15,7 @@ from stagewise.errors import NotFound
 from stagewise.pipeline.registry import stage_definitions
 from stagewise.services import catalog
 from stagewise.services import execute as exe
+from stagewise.services import pagination as pages
 from stagewise.services import retrievers as svc
 from stagewise.services.explain import explain as explain_plan
 
@@ -208,8 +209,8 @@ async def get_execution(
     # polled often, and a thread-pool hop cost as much as the read itself.
     def detail() -> dict[str, Any]:
         record = _execution(stores, ns, retriever_id, execution_id)
-        page = exe.results_of(stores, record, offset, limit)
-        pagination = exe.detail_pagination(record, page, offset, limit)
+        page = pages.results_of(stores, record, offset, limit)
+        pagination = pages.detail_pagination(record, page, offset, limit)
         return exe.execution_public(record, page, pagination)
 
     return JsonResponse(await store_read(stores, detail))
