@@ -111,7 +111,8 @@ def plan(
 ) -> Plan:
     """Validates the request (4xx records nothing) and decides how it is answered."""
     size, warnings = _page_size(body, target)
-    req = parse_page_request(body.get("pagination"), size)
+    scope = target.retriever.retriever_id if target.retriever else "adhoc"
+    req = parse_page_request(stores, ns.namespace_id, scope, body.get("pagination"), size)
     if req.execution_id is not None:
         assert req.execution_id is not None
         record = lookup(stores, ns.namespace_id, req.execution_id)

@@ -50,7 +50,14 @@ def _int(raw: dict[str, Any], key: str, default: int, low: int, high: int) -> in
     return value
 
 
-def parse_page_request(raw: dict[str, Any] | None, default_limit: int) -> PageRequest:
+def parse_page_request(
+    stores: Stores,
+    namespace_id: str,
+    scope: str,
+    raw: dict[str, Any] | None,
+    default_limit: int,
+) -> PageRequest:
+    """`scope` is what the continuation must belong to: the retriever id, or "adhoc"."""
     raw = dict(raw or {})
     method = raw.get("method") or "cursor"
     if method not in _LIMITS:
@@ -174,7 +181,7 @@ def stored_page(stores: Stores, record: ExecutionRecord, req: PageRequest) -> Pa
 
 
 def detail_pagination(
-    record: ExecutionRecord, page: list[dict[str, Any]], offset: int, limit: int
+    stores: Stores, record: ExecutionRecord, page: list[dict[str, Any]], offset: int, limit: int
 ) -> dict[str, Any]:
     """Pagination of GET execution detail: an offset window over the stored snapshot."""
     return {

@@ -138,7 +138,7 @@ def get_adhoc(
     if x is None or x.mode != "adhoc":
         raise NotFound("execution", execution_id)
     page = pages.results_of(stores, x, offset, limit)
-    detail = exe.execution_public(x, page, pages.detail_pagination(x, page, offset, limit))
+    detail = exe.execution_public(x, page, pages.detail_pagination(stores, x, page, offset, limit))
     return JsonResponse(
         {
             **detail,

@@ -210,7 +210,7 @@ async def get_execution(
     def detail() -> dict[str, Any]:
         record = _execution(stores, ns, retriever_id, execution_id)
         page = pages.results_of(stores, record, offset, limit)
-        pagination = pages.detail_pagination(record, page, offset, limit)
+        pagination = pages.detail_pagination(stores, record, page, offset, limit)
         return exe.execution_public(record, page, pagination)
 
     return JsonResponse(await store_read(stores, detail))
