@@ -12,18 +12,21 @@ from stagewise.api.schemas.requests import CreateCollectionBody, ListBody
 from stagewise.domain.records import CollectionRecord, NamespaceRecord
 from stagewise.errors import NotFound
 from stagewise.services import collections as svc
-from stagewise.services import extractors
+from stagewise.services import extractors, stats
 from stagewise.services.context import Stores
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 
 
+def _public_many(stores: Stores, cols: list[CollectionRecord]) -> list[dict[str, Any]]:
+    if not cols:
+        return []
+    figures = stats.collection_stats(stores, cols[0].namespace_id, cols)
+    return [collection_public(c, s) for c, s in zip(cols, figures, strict=True)]
+
+
 def _public(stores: Stores, col: CollectionRecord) -> dict[str, Any]:
-    return collection_public(
-        col,
-        document_count=stores.metadata.count_documents(col.collection_id),
-        payload_indexes=stores.index.indexed_fields(col.collection_id),
-    )
+    return _public_many(stores, [col])[0]
 
 
 # Literal routes come before /{collection_identifier}.
@@ -75,7 +78,7 @@ def _list(
     page, has_more = slice_page(items, limit, offset)
     return JsonResponse(
         {
-            "results": [_public(stores, c) for c in page],
+            "results": _public_many(stores, page),
             "pagination": list_pagination(
                 limit=limit,
                 offset=offset,

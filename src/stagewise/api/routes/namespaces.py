@@ -11,6 +11,7 @@ from stagewise.api.schemas.public import list_pagination, namespace_public
 from stagewise.api.schemas.requests import CreateNamespaceBody, ListBody, PatchNamespaceBody
 from stagewise.domain.records import NamespaceRecord
 from stagewise.services import namespaces as svc
+from stagewise.services import stats
 from stagewise.services.context import Stores
 from stagewise.services.keys import Principal
 
@@ -18,10 +19,7 @@ router = APIRouter(prefix="/v1/namespaces", tags=["namespaces"])
 
 
 def _public(stores: Stores, ns: NamespaceRecord) -> dict[str, object]:
-    cols = stores.metadata.list_collections(ns.namespace_id)
-    docs = sum(stores.metadata.count_documents(c.collection_id) for c in cols)
-    visible = [c for c in cols if not c.collection_name.startswith("_")]
-    return namespace_public(ns, collection_count=len(visible), document_count=docs)
+    return namespace_public(ns, stats.namespace_stats(stores, ns))
 
 
 def _visible(principal: Principal, stores: Stores) -> list[NamespaceRecord]:

@@ -6,40 +6,32 @@ from typing import Any
 
 from stagewise.domain.records import CollectionRecord, DocumentRecord, NamespaceRecord
 from stagewise.ids import iso
+from stagewise.services.stats import CollectionStats, NamespaceStats
 
 
-def namespace_public(
-    ns: NamespaceRecord, *, collection_count: int = 0, document_count: int = 0
-) -> dict[str, Any]:
+def namespace_public(ns: NamespaceRecord, stats: NamespaceStats) -> dict[str, Any]:
+    # Figures come from `stats` (read on this request); fields Stagewise has no source for
+    # (buckets, objects, namespace types, adaptive indexing) are left out.
     return {
-        "object": "namespace",
+        "object": "namespace",  # the resource's type tag
         "namespace_id": ns.namespace_id,
         "namespace_name": ns.namespace_name,
-        "namespace_type": "standard",
-        "scope": "org",
         "description": ns.description,
         "feature_extractors": ns.feature_extractors,
         "payload_indexes": ns.payload_indexes,
         "payload_index_count": len(ns.payload_indexes),
-        "document_count": document_count,
-        "document_count_complete": True,
-        "bucket_count": 0,
-        "collection_count": collection_count,
-        "object_count": 0,
-        "auto_create_indexes": False,
-        "adaptive_indexing": False,
+        "document_count": stats.document_count,
+        "collection_count": stats.collection_count,
         "mode": ns.mode,
         "vector_configs": ns.vector_configs,
-        "vector_inference_map": {},
-        "namespace_ready": True,
+        "vector_inference_map": stats.vector_inference_map,
+        "namespace_ready": stats.ready,
         "created_at": iso(ns.created_at),
         "updated_at": iso(ns.updated_at),
     }
 
 
-def collection_public(
-    col: CollectionRecord, *, document_count: int = 0, payload_indexes: dict[str, str] | None = None
-) -> dict[str, Any]:
+def collection_public(col: CollectionRecord, stats: CollectionStats) -> dict[str, Any]:
     extractor = col.feature_extractor or {
         "feature_extractor_name": "none",
         "version": "v1",
@@ -67,7 +59,7 @@ def collection_public(
             for spec in col.vector_indexes
         }
     }
-    return {
+    out: dict[str, Any] = {
         "collection_id": col.collection_id,
         "collection_name": col.collection_name,
         "description": col.description,
@@ -76,26 +68,23 @@ def collection_public(
         "feature_extractor": extractor,
         "source": col.source,
         "vector_indexes": vector_indexes,
-        # Fields with a payload index, ours (underscored) left out.
-        "payload_indexes": [
-            {"field_name": name, "type": kind.rsplit(".", 1)[-1].lower()}
-            for name, kind in sorted((payload_indexes or {}).items())
-            if not name.startswith("_") and name not in ("document_id",)
-        ],
         "index_map": {spec.feature_uri: spec.feature_uri for spec in col.vector_indexes},
         "enabled": col.enabled,
         "metadata": col.metadata,
         "created_at": iso(col.created_at),
         "updated_at": iso(col.updated_at),
-        "lifecycle_state": "active",
-        "document_count": document_count,
-        "vector_count": document_count * len(col.vector_indexes),
-        "retriever_count": 0,
-        "taxonomy_count": 0,
-        "schema_version": 1,
-        "schema_validation": "off",
-        "indexing_status": "ready",
+        "document_count": stats.document_count,
+        "retriever_count": stats.retriever_count,
+        "indexing_status": stats.indexing_status,
     }
+    if stats.payload_indexes is not None:
+        # Fields with a payload index, ours (underscored) left out.
+        out["payload_indexes"] = [
+            {"field_name": name, "type": kind.rsplit(".", 1)[-1].lower()}
+            for name, kind in sorted(stats.payload_indexes.items())
+            if not name.startswith("_") and name not in ("document_id",)
+        ]
+    return out
 
 
 def document_public(doc: DocumentRecord, *, return_vectors: bool = False) -> dict[str, Any]:

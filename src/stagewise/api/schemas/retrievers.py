@@ -58,7 +58,6 @@ def retriever_public(r: RetrieverRecord) -> dict[str, Any]:
         "created_at": iso(r.created_at),
         "updated_at": iso(r.updated_at),
         "fusion": fusion_of(r.stages),
-        "is_published": False,
         "feature_dependencies": feature_dependencies(r.stages),
     }
 
