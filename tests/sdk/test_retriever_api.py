@@ -232,9 +232,9 @@ def test_get_by_id_and_by_name_and_list(api: mixpeek.RetrieversApi) -> None:
     by_name = api.get_retriever(name)
     assert isinstance(by_id, RetrieverModelOutput)
     assert by_id == by_name
-    assert by_id.is_published is False
+    assert by_id.is_published is False  # the SDK's default: nothing is published here
     assert by_id.marketplace_listing_id is None
-    # The GET shape is the create shape plus the publication fields.
+    # The GET shape is the create shape plus the publication field the SDK defaults.
     got = by_id.to_dict()
     assert got.pop("is_published") is False
     assert got == created.to_dict()
@@ -428,7 +428,9 @@ def test_execute_legacy_results_limit_and_request_filters(api: mixpeek.Retriever
     assert min(d["metadata"]["year"] for d in narrowed.documents) == 2010
 
 
-def test_execution_records_status_profile_and_history(api: mixpeek.RetrieversApi) -> None:
+def test_execution_records_status_profile_and_history(
+    api: mixpeek.RetrieversApi, client: mixpeek.ApiClient
+) -> None:
     r = create(
         api,
         {
@@ -460,7 +462,13 @@ def test_execution_records_status_profile_and_history(api: mixpeek.RetrieversApi
     assert detail.stages_completed == detail.total_stages == 2
     stats = detail.stage_statistics
     assert stats is not None and list(stats.stages or {}) == ["search", "sorted"]
-    assert (stats.stages["search"].input_count, stats.stages["search"].output_count) == (0, 20)
+    # The search considered every point of the corpus: its input.
+    points = mixpeek.CollectionDocumentsApi(client).count_documents(COLLECTION).count
+    assert (stats.stages["search"].input_count, stats.stages["search"].output_count) == (
+        points,
+        20,
+    )
+    assert stats.stages["search"].efficiency == pytest.approx(20 / points)
     assert (stats.stages["sorted"].input_count, stats.stages["sorted"].output_count) == (20, 20)
     assert stats.stages["sorted"].efficiency == 1.0
     # The same document shown by name too.
@@ -478,7 +486,7 @@ def test_execution_records_status_profile_and_history(api: mixpeek.RetrieversApi
     profile = api.get_execution_profile_retrievers(rid, first.execution_id)
     assert profile["execution_id"] == first.execution_id
     assert [(s["stage_name"], s["input_count"], s["output_count"]) for s in profile["stages"]] == [
-        ("search", 0, 20),
+        ("search", points, 20),
         ("sorted", 20, 20),
     ]
     assert profile["credits_used"] == stats.credits_used
@@ -523,7 +531,8 @@ def test_execution_records_status_profile_and_history(api: mixpeek.RetrieversApi
     assert ids == {first.execution_id, second.execution_id}
     for summary in history.results or []:
         assert summary.status == "completed"
-        assert summary.total_returned == 20 and summary.total_processed == 20
+        # Documents processed across stages: the points the search ranked, then the 20 sorted.
+        assert summary.total_returned == 20 and summary.total_processed == points + 20
         assert summary.completed_at is not None and summary.completed_at >= summary.created_at
     only_completed = api.list_executions_retrievers(
         rid, list_executions_request=ListExecutionsRequest.from_dict({"status": "completed"})
@@ -601,7 +610,10 @@ def test_explain_uses_the_stage_parameters_then_history(api: mixpeek.RetrieversA
     assert kept == count(lambda _t, c, _y: c == "pets")
     warm = api.explain_retriever_execution_id_execute(rid, ExplainRetrieverRequest.from_dict({}))
     wplan = warm.execution_plan or []
-    assert (wplan[0].estimated_input, wplan[0].estimated_output) == (0, 7)
+    # The search considered every point of the corpus, as the cold plan estimated.
+    points = run.stage_statistics.stages["search"].input_count
+    assert points == plan[0].estimated_input >= len(TEXTS)
+    assert (wplan[0].estimated_input, wplan[0].estimated_output) == (points, 7)
     assert (wplan[1].estimated_input, wplan[1].estimated_output) == (7, kept)
     assert wplan[1].estimated_efficiency == pytest.approx(kept / 7)
     assert warm.estimated_cost["total_duration_ms"] == pytest.approx(
@@ -713,7 +725,6 @@ def test_adhoc_execute_list_and_get(client: mixpeek.ApiClient, api: mixpeek.Retr
     assert isinstance(body, dict)
     assert body["status"] == "completed"
     assert body["execution_metadata"]["retriever_persisted"] is False
-    assert body["cache_status"] == "disabled"
     assert len(body["documents"]) == 4
     assert {d["text"] for d in body["documents"][:2]} == {TEXTS[0][0], TEXTS[2][0]}
     # Same shape as a named execute.

@@ -6,7 +6,7 @@ import mixpeek
 import pytest
 
 from tests.sdk.conftest import ClientFactory
-from tests.support.corpus import TEXTS, seed_corpus
+from tests.support.corpus import COLLECTION, TEXTS, seed_corpus
 from tests.support.server import ServerHandle
 
 pytestmark = [pytest.mark.sdk]
@@ -163,7 +163,8 @@ def test_pipeline_pagination_and_execution_detail(corpus: mixpeek.ApiClient) -> 
 
     detail = api.get_execution_retrievers(rid, first.execution_id)
     stats = detail.stage_statistics.stages
-    assert stats["search"].input_count == 0 and stats["search"].output_count == 36
+    points = mixpeek.CollectionDocumentsApi(corpus).count_documents(COLLECTION).count
+    assert stats["search"].input_count == points and stats["search"].output_count == 36
     assert stats["recent"].input_count == 36 and stats["recent"].output_count == expected_total
     assert stats["by_year"].output_count == expected_total
     assert detail.stages_completed == detail.total_stages == 3

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from stagewise.domain.filters import matches, parse_filter
+from stagewise.domain.filters import FilterNode, matches
 from stagewise.domain.records import (
     CollectionRecord,
     DocumentRecord,
@@ -82,12 +82,14 @@ class FakeIndex:
         stored = self.vecs.get((collection_id, vector_name), {})
         return {d: stored[d] for d in document_ids if d in stored}
 
-    def filter_ids(self, collection_id: str, flt: dict[str, Any]) -> Iterator[str]:
-        node = parse_filter(flt)
+    def filter_ids(self, collection_id: str, node: FilterNode | None) -> Iterator[str]:
         assert node is not None
         for doc_id, rec in self.metadata.documents.get(collection_id, {}).items():
             if matches(node, {**rec.fields, "metadata": rec.metadata}):
                 yield doc_id
+
+    def count(self, collection_id: str, node: FilterNode | None = None) -> int:
+        return len(self.metadata.documents.get(collection_id, {}))
 
 
 def make_stores() -> Any:
@@ -803,7 +805,7 @@ def test_mmr_then_rerank_through_the_runner() -> None:
         collections=[col],
         stages=stages,
         inputs={"query": "gamma ray"},
-        request_filters=None,
+        request_filter=None,
         budget=budget,
     )
     assert outcome.error is None, outcome.error

@@ -242,6 +242,12 @@ def _expand(values: Iterable[Any]) -> Iterator[Any]:
             yield value
 
 
+def values_at(payload: Mapping[str, Any], field: str) -> list[Any]:
+    """The values a condition on `field` compares: the field's values, one array level
+    expanded (what Qdrant's payload indexes and facets count)."""
+    return list(_expand(_resolve(payload, field)))
+
+
 # ---------------------------------------------------------------------------------------------
 # text analysis (mirrors the recommended Qdrant full-text index)
 
@@ -939,11 +945,13 @@ def _parse_node(obj: Any, inputs: Mapping[str, Any] | None, where: str) -> Filte
     return combine_and(*parts)
 
 
-def parse_filter(obj: Any, inputs: Mapping[str, Any] | None = None) -> FilterNode | None:
+def parse_filter(
+    obj: Any, inputs: Mapping[str, Any] | None = None, *, where: str = "filters"
+) -> FilterNode | None:
     """Parse a Mixpeek LogicalOperator filter. None (or an empty filter) parses to None.
 
     Raises `ValidationFailed` (code ``invalid_filter``) for malformed input, naming the
     offending field and location; ``filter_input_missing`` when a dynamic value refers to an
     input that `inputs` does not provide.
     """
-    return _parse_node(obj, inputs, "filters")
+    return _parse_node(obj, inputs, where)

@@ -63,7 +63,18 @@ class ExecutionRecord(BaseModel):
     degraded: list[dict[str, Any]] = Field(default_factory=list)
     limits: list[dict[str, Any]] = Field(default_factory=list)
     request: dict[str, Any] = Field(default_factory=dict)  # pagination etc., for replay
+    # Every collection a stage read (identifier as written -> "collection_id@seq" then, or
+    # None if it did not exist): a stored answer is reused only while these still hold.
+    read_versions: dict[str, str | None] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=utc_now)
     started_at: datetime | None = None
     completed_at: datetime | None = None
     heartbeat_at: datetime | None = None
+
+    def stage_cache_hit_rate(self) -> float:
+        """The share of this run's stages served from a cache: all of them on a retriever
+        cache hit, else those whose own cache served them (no stages ran: 0)."""
+        if self.cache_hit:
+            return 1.0
+        stats = list(self.stage_statistics.values())
+        return sum(bool(s.get("stage_cache_hit")) for s in stats) / len(stats) if stats else 0.0

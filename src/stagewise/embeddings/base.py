@@ -15,6 +15,7 @@ Matrix = NDArray[np.float32]
 
 class Embedder(Protocol):
     name: str  # inference name, the output segment of the feature URI
+    label: str  # short model family, in the names of what is built on it ("minilm-maxsim")
     dimensions: int
 
     def embed(self, texts: Sequence[str]) -> Matrix:
@@ -26,6 +27,7 @@ class HashEmbedder:
     """Feature hashing of lower-cased words. Not semantic; for tests that need no model."""
 
     name = "all_minilm_l6_v2"
+    label = "hash"
     dimensions = 384
 
     def embed(self, texts: Sequence[str]) -> Matrix:

@@ -18,6 +18,7 @@ class BatchingEmbedder:
     def __init__(self, inner: Embedder, *, max_batch: int = 64, max_wait_ms: float = 2.0) -> None:
         self.inner = inner
         self.name = inner.name
+        self.label = inner.label  # a wrapper: scorers are named after the model, not it
         self.dimensions = inner.dimensions
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000.0

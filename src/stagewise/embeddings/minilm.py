@@ -15,6 +15,7 @@ from stagewise.errors import Unavailable
 
 class MiniLMEmbedder:
     name = "all_minilm_l6_v2"
+    label = "minilm"
     dimensions = 384
 
     def __init__(self, batch_size: int = 64) -> None:

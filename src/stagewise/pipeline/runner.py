@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from stagewise.domain.filters import FilterNode, combine_and
 from stagewise.domain.records import CollectionRecord
 from stagewise.errors import StagewiseError, ValidationFailed
 from stagewise.pipeline.registry import get_stage
@@ -19,6 +20,7 @@ from stagewise.pipeline.templating import (
     RenderReport,
     has_template,
     render_params,
+    resolve_filter,
     scope,
 )
 
@@ -33,17 +35,11 @@ class RunOutcome:
     warnings: list[str] = field(default_factory=list)
     relaxations: list[dict[str, Any]] = field(default_factory=list)
     facets: list[dict[str, Any]] | None = None
+    degraded: list[dict[str, Any]] = field(default_factory=list)
 
 
 # (event, stage index, stage name, payload)
 ProgressFn = Callable[[str, int, str, dict[str, Any]], None]
-
-
-def _combine(*filters: dict[str, Any] | None) -> dict[str, Any] | None:
-    present = [f for f in filters if f]
-    if not present:
-        return None
-    return present[0] if len(present) == 1 else {"AND": present}
 
 
 def stage_outputs_scope(outputs: dict[str, list[Candidate]]) -> dict[str, Any]:
@@ -79,9 +75,10 @@ def run_stages(
     collections: list[CollectionRecord],
     stages: list[dict[str, Any]],
     inputs: dict[str, Any],
-    request_filters: dict[str, Any] | None,
+    request_filter: FilterNode | None,
     budget: Budget,
     progress: ProgressFn | None = None,
+    reads: dict[str, str | None] | None = None,
 ) -> RunOutcome:
     outcome = RunOutcome()
     candidates: list[Candidate] = []
@@ -118,7 +115,13 @@ def run_stages(
                     raw[key] = field.default
             own = {k: raw.pop(k) for k in stage_cls.per_document_params if k in raw}
             rendered = render_params(raw, variables, report)
-            pre = render_params(config.get("pre_filters"), variables, report, where="pre_filters")
+            pre = resolve_filter(
+                config.get("pre_filters"),
+                variables,
+                inputs,
+                report,
+                where=f"stage '{name}' pre_filters",
+            )
             outcome.relaxations.extend({**r, "stage": name} for r in report.relaxations)
             if rendered is DROPPED:
                 # The stage is one filter condition whose input is missing: dropped, so the
@@ -138,8 +141,8 @@ def run_stages(
                         stage_index=index,
                         stage_outputs=outputs,
                         context=context,
-                        request_filters=request_filters,
-                        stage_filter=_combine(None if pre is DROPPED else pre, request_filters),
+                        stage_filter=combine_and(pre, request_filter),
+                        reads=reads,
                     ),
                     candidates,
                 )
@@ -151,6 +154,16 @@ def run_stages(
             outcome.stage_statistics[name] = stats
             if spec.get("on_error") == "skip" and exc.code != "budget_exceeded":
                 outcome.warnings.append(f"stage '{name}' failed and was skipped: {exc.message}")
+                outcome.degraded.append(
+                    {
+                        "resource": "stage",
+                        "id": name,
+                        "reason": exc.message,
+                        "next_step": "fix the stage's error; its on_error 'skip' passed the "
+                        "documents through unchanged",
+                        "stage": name,
+                    }
+                )
                 stats["output_count"] = len(candidates)
                 stats["efficiency"] = 1.0 if candidates else 0.0
                 outcome.stages_completed += 1
@@ -162,6 +175,9 @@ def run_stages(
             if progress:
                 progress("stage_error", index, name, {"error": exc.message})
             return outcome
+        if result.considered is not None:
+            stats["input_count"] = result.considered
+        outcome.degraded.extend({**d, "stage": name} for d in result.degraded)
         candidates = result.candidates
         if result.facets is not None:
             outcome.facets = result.facets
@@ -176,8 +192,6 @@ def run_stages(
             cache_hit=result.stage_cache_hit,
             metadata=result.metadata,
             credits=budget.credits_used - credits_before,
-            llm_calls=result.llm_calls,
-            tokens_used=result.tokens_used,
         )
         outcome.stage_statistics[name] = stats
         outcome.stages_completed += 1

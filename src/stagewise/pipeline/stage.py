@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from stagewise.domain.filters import FilterNode
 from stagewise.domain.records import CollectionRecord
 from stagewise.errors import BudgetExceeded
 
@@ -56,8 +57,12 @@ class StageResult:
     metadata: dict[str, Any] = field(default_factory=dict)
     credits: float = 0.0
     stage_cache_hit: bool = False
-    llm_calls: int = 0
-    tokens_used: int = 0
+    # Candidates the stage considered when it did not receive them (a first-stage search
+    # ranks the points of its collections): its statistics' input_count. None: its input.
+    considered: int | None = None
+    # What the stage skipped to stay within a limit (DegradedEntry: resource, id, reason,
+    # next_step, stage). A run with any is not served from the cache.
+    degraded: list[dict[str, Any]] = field(default_factory=list)
     # Replaces the execution's documents when a stage emits non-document rows (aggregate).
     facets: list[dict[str, Any]] | None = None
     warnings: list[str] = field(default_factory=list)
@@ -113,20 +118,36 @@ class StageContext:
     # Earlier stages' outputs by stage name, and `output_alias` contexts.
     stage_outputs: dict[str, list[Candidate]] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
-    request_filters: dict[str, Any] | None = None
-    # This stage's pre_filters (rendered) AND-ed with the request's filters.
-    stage_filter: dict[str, Any] | None = None
+    # This stage's pre_filters AND-ed with the request's filters, resolved with the inputs.
+    stage_filter: FilterNode | None = None
     warnings: list[str] = field(default_factory=list)
     on_progress: Callable[[], None] | None = None
+    # The run's collection reads (identifier -> version when first read); see
+    # collection_version. The retriever's own collections are recorded before the run.
+    reads: dict[str, str | None] | None = None
 
     def collection(self, identifier: str) -> CollectionRecord | None:
+        """A collection a stage reads beyond the retriever's own (a join target, a search's
+        own collection list). Every stage resolves collections here, so the run knows what
+        its answer depends on."""
         for col in self.collections:
             if identifier in (col.collection_id, col.collection_name):
                 return col
         found: CollectionRecord | None = self.stores.metadata.get_collection(
             self.namespace_id, identifier
         )
+        if self.reads is not None and identifier not in self.reads:
+            self.reads[identifier] = collection_version(self.stores, self.namespace_id, identifier)
         return found
+
+
+def collection_version(stores: Any, namespace_id: str, identifier: str) -> str | None:
+    """Which collection an identifier names now, and its last write: "collection_id@seq"
+    (seq moves on every document write or delete); None when none exists."""
+    col = stores.metadata.get_collection(namespace_id, identifier)
+    if col is None:
+        return None
+    return f"{col.collection_id}@{stores.metadata.collection_signature(col.collection_id)}"
 
 
 class Stage:

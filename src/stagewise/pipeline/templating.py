@@ -16,6 +16,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedErr
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
+from stagewise.domain.filters import FilterNode, parse_filter
 from stagewise.errors import ValidationFailed
 
 _WHOLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.S)
@@ -178,6 +179,25 @@ def render_params(
                 out[key] = rendered
         return out
     return obj
+
+
+def resolve_filter(
+    raw: Any,
+    variables: dict[str, Any],
+    inputs: dict[str, Any],
+    report: RenderReport,
+    *,
+    where: str,
+) -> FilterNode | None:
+    """A filter as written (templated values, dynamic values) resolved once into the typed
+    tree that the index and the evaluator both take. A value that is one whole template keeps
+    the input's own type; a leaf whose input is missing is dropped (a relaxation)."""
+    if not raw:
+        return None
+    rendered = render_params(raw, variables, report, where=where)
+    if rendered is _DROP:
+        return None
+    return parse_filter(rendered, inputs, where=where)
 
 
 def check_tree_syntax(obj: Any, where: str = "parameters") -> None:

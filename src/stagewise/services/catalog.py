@@ -99,11 +99,14 @@ def typeahead(
         if not c.collection_name.startswith("_")
     ]
     values: list[dict[str, Any]] = []
+    exact = True
     for field in fields:
         counts: dict[Any, int] = {}
         for col in collections:
-            stores.index.ensure_payload_index(col.collection_id, field, "keyword")
-            for value, count in stores.index.facet(col.collection_id, field, 1000, None):
+            # A read: no index is created; an unindexed field is counted by a bounded scan.
+            answer = stores.index.facet(col.collection_id, field, 1000, None)
+            exact = exact and answer.exact
+            for value, count in answer.values:
                 if str(value).lower().startswith(prefix):
                     counts[value] = counts.get(value, 0) + count
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:limit]
@@ -130,5 +133,10 @@ def typeahead(
         "values": values,
         "collections": names,
         "recent_searches": recent,
-        "warnings": [],
+        "warnings": []
+        if exact
+        else [
+            "a field without a payload index was counted over a bounded sample of "
+            "points: its counts are lower bounds"
+        ],
     }

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from stagewise.domain.filters import parse_filter
 from stagewise.domain.records import CollectionRecord, DocumentRecord
 from stagewise.errors import ValidationFailed
 from stagewise.ids import iso
@@ -101,7 +102,7 @@ def list_documents(stores: Stores, *, col: CollectionRecord, query: ListQuery) -
     if filters is None and query.sort_field is None:
         return _list_by_seq(stores, col, query, total)
     if filters is not None:
-        ids = list(stores.index.filter_ids(col.collection_id, filters))
+        ids = list(stores.index.filter_ids(col.collection_id, parse_filter(filters)))
         docs = list(stores.metadata.get_documents(col.collection_id, ids).values())
         if query.include_total:
             total = len(docs)

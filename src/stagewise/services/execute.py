@@ -13,13 +13,14 @@ from typing import Any
 
 import orjson
 
-from stagewise.domain.filters import parse_filter
+from stagewise.domain.filters import FilterNode
 from stagewise.domain.pipeline_records import ExecutionRecord, RetrieverRecord
 from stagewise.domain.records import NamespaceRecord
 from stagewise.errors import NotFound, ValidationFailed
 from stagewise.ids import iso, new_id, utc_now
 from stagewise.pipeline.runner import ProgressFn, RunOutcome, run_stages
-from stagewise.pipeline.stage import Budget
+from stagewise.pipeline.stage import Budget, collection_version
+from stagewise.pipeline.templating import RenderReport, resolve_filter, scope
 from stagewise.services.context import Stores
 from stagewise.services.inputs import resolve_inputs
 from stagewise.services.pagination import (
@@ -35,9 +36,34 @@ log = logging.getLogger("stagewise.execute")
 Listener = ProgressFn
 PROGRESS_SAVE_INTERVAL_S = 0.25
 _live: dict[str, ExecutionRecord] = {}
-_CACHE_SIZE = 1024
-_cache: OrderedDict[str, str] = OrderedDict()
-_cache_lock = threading.Lock()
+
+
+class _ResultCache:
+    """The latest completed run of each (retriever version, inputs, filters): key -> run id.
+    Whether that run is still fresh is decided from the run itself (`_fresh`)."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._runs: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, stores: Stores, namespace_id: str, key: str) -> ExecutionRecord | None:
+        with self._lock:
+            execution_id = self._runs.get(key)
+        if execution_id is None:
+            return None
+        run = stores.metadata.get_execution(namespace_id, execution_id)
+        return run if run is not None and run.status == "completed" else None
+
+    def put(self, key: str, execution_id: str) -> None:
+        with self._lock:
+            self._runs[key] = execution_id
+            self._runs.move_to_end(key)
+            while len(self._runs) > self.size:
+                self._runs.popitem(last=False)
+
+
+_cache = _ResultCache()
 # An answered execute: the record, the page of documents and its pagination block.
 Answer = tuple[ExecutionRecord, list[dict[str, Any]], dict[str, Any]]
 
@@ -56,9 +82,18 @@ def default_limit(stages: list[dict[str, Any]]) -> int:
     return 10
 
 
-def _cache_key(stores: Stores, r: RetrieverRecord, inputs_hash: str) -> str:
-    signature = [(c, stores.metadata.collection_signature(c)) for c in r.collection_ids]
-    return _hash([r.retriever_id, r.version, inputs_hash, signature])
+def _cache_key(r: RetrieverRecord, inputs_hash: str) -> str:
+    return _hash([r.retriever_id, r.version, inputs_hash])
+
+
+def _fresh(stores: Stores, record: ExecutionRecord) -> bool:
+    """Whether a stored run still answers its query: every collection any of its stages read
+    (join targets included) is the same collection at the same write `seq` as then."""
+    versions = record.read_versions
+    return bool(versions) and all(
+        collection_version(stores, record.namespace_id, ident) == version
+        for ident, version in versions.items()
+    )
 
 
 @dataclass
@@ -85,6 +120,7 @@ class Plan:
     record: ExecutionRecord | None = None
     target: Target | None = None
     cache_key: str | None = None
+    request_filter: FilterNode | None = None
 
 
 def _page_size(body: dict[str, Any], target: Target) -> tuple[int, list[str]]:
@@ -111,36 +147,37 @@ def plan(
 ) -> Plan:
     """Validates the request (4xx records nothing) and decides how it is answered."""
     size, warnings = _page_size(body, target)
-    scope = target.retriever.retriever_id if target.retriever else "adhoc"
-    req = parse_page_request(stores, ns.namespace_id, scope, body.get("pagination"), size)
+    continuation_scope = target.retriever.retriever_id if target.retriever else "adhoc"
+    req = parse_page_request(
+        stores, ns.namespace_id, continuation_scope, body.get("pagination"), size
+    )
     if req.execution_id is not None:
-        assert req.execution_id is not None
         record = lookup(stores, ns.namespace_id, req.execution_id)
         if record is None:
             raise NotFound("execution", req.execution_id)
         return Plan(req, done=(record, *stored_page(stores, record, req)))
     inputs, interpretation = resolve_inputs(target.input_schema, dict(body.get("inputs") or {}))
     filters = body.get("filters") or None
-    parse_filter(filters, inputs)  # a malformed filter is the caller's error: 422, no record
+    # Resolved once, with the inputs; a malformed filter is the caller's error: 422, no record.
+    report = RenderReport()
+    request_filter = resolve_filter(filters, scope(inputs=inputs), inputs, report, where="filters")
+    interpretation["relaxations"] = report.relaxations
     inputs_hash = _hash({"inputs": inputs, "filters": filters})
     r = target.retriever
     key = None
     if r is not None:
-        key = _cache_key(stores, r, inputs_hash)
+        key = _cache_key(r, inputs_hash)
+        started = time.perf_counter()
         if (req.method == "offset" and req.offset > 0) or (req.method == "keyset" and req.after):
-            # A later page binds to the latest run of the same query: no overlap, no gap.
+            # A later page binds to the latest run of the same query, fresh or not: it is the
+            # ranked list page 1 came from, so the walk has no overlap and no gap.
             latest = _latest(stores, ns, r, inputs_hash)
             if latest is not None:
                 return Plan(req, done=(latest, *stored_page(stores, latest, req)))
-        if not skip_cache:
-            with _cache_lock:
-                source_id = _cache.get(key)
-            source = (
-                stores.metadata.get_execution(ns.namespace_id, source_id) if source_id else None
-            )
-            if source is not None and source.status == "completed":
-                hit = _replay(stores, source)
-                return Plan(req, done=(hit, *stored_page(stores, hit, req)))
+        source = None if skip_cache else _cache.get(stores, ns.namespace_id, key)
+        if source is not None and _fresh(stores, source):
+            hit = _replay(stores, source, (time.perf_counter() - started) * 1000.0)
+            return Plan(req, done=(hit, *stored_page(stores, hit, req)))
     record = ExecutionRecord(
         execution_id=new_id("exec_", 16),
         namespace_id=ns.namespace_id,
@@ -158,7 +195,7 @@ def plan(
         warnings=warnings,
         request={"pagination": body.get("pagination")},
     )
-    return Plan(req, record=record, target=target, cache_key=key)
+    return Plan(req, record=record, target=target, cache_key=key, request_filter=request_filter)
 
 
 def finish(stores: Stores, p: Plan, listener: Listener | None = None) -> Answer:
@@ -168,15 +205,13 @@ def finish(stores: Stores, p: Plan, listener: Listener | None = None) -> Answer:
     assert p.record is not None and p.target is not None
     record = p.record
     try:
-        results = run_execution(stores, record, p.target.stages, p.target.collection_ids, listener)
+        results = run_execution(
+            stores, record, p.target.stages, p.target.collection_ids, p.request_filter, listener
+        )
     finally:
         _live.pop(record.execution_id, None)
-    if record.status == "completed" and p.cache_key is not None:
-        with _cache_lock:
-            _cache[p.cache_key] = record.execution_id
-            _cache.move_to_end(p.cache_key)
-            while len(_cache) > _CACHE_SIZE:
-                _cache.popitem(last=False)
+    if record.status == "completed" and not record.degraded and p.cache_key is not None:
+        _cache.put(p.cache_key, record.execution_id)
     return record, *first_page(results, record, p.req)
 
 
@@ -208,6 +243,7 @@ def run_execution(
     record: ExecutionRecord,
     stages: list[dict[str, Any]],
     collection_ids: list[str],
+    request_filter: FilterNode | None,
     listener: Listener | None = None,
 ) -> list[dict[str, Any]]:
     """Run the pipeline; failures are recorded, not raised. While it runs the record is live
@@ -238,22 +274,33 @@ def run_execution(
 
     try:
         collections = resolve_collections(stores, ns, collection_ids) if ns else []
+        # Versions before any data is read: a write during the run makes the copy stale.
+        reads = record.read_versions
+        for col in collections:
+            reads[col.collection_id] = collection_version(
+                stores, record.namespace_id, col.collection_id
+            )
         outcome = run_stages(
             stores=stores,
             namespace_id=record.namespace_id,
             collections=collections,
             stages=stages,
             inputs=record.inputs,
-            request_filters=record.filters,
+            request_filter=request_filter,
             budget=budget,
             progress=progress,
+            reads=reads,
         )
     except NotFound as exc:  # a collection deleted after the retriever was made
         outcome = RunOutcome(error=exc.message, error_type=exc.code)
     record.stage_statistics = outcome.stage_statistics
     record.stages_completed = outcome.stages_completed
     record.warnings.extend(outcome.warnings)
-    record.interpretation["relaxations"] = outcome.relaxations
+    record.degraded.extend(outcome.degraded)
+    record.interpretation["relaxations"] = [
+        *record.interpretation.get("relaxations", []),
+        *outcome.relaxations,
+    ]
     record.facets = outcome.facets
     record.total_time_ms = budget.elapsed_ms()
     record.credits_used = budget.credits_used
@@ -287,7 +334,9 @@ def lookup(stores: Stores, namespace_id: str, execution_id: str) -> ExecutionRec
     return stores.metadata.get_execution(namespace_id, execution_id)
 
 
-def _replay(stores: Stores, source: ExecutionRecord) -> ExecutionRecord:
+def _replay(stores: Stores, source: ExecutionRecord, lookup_ms: float) -> ExecutionRecord:
+    """A cache hit: a new record of the stored run's answer. Its time is the lookup's; it
+    runs no stage, so it charges no credits."""
     now = utc_now()
     hit = source.model_copy(
         update={
@@ -298,7 +347,7 @@ def _replay(stores: Stores, source: ExecutionRecord) -> ExecutionRecord:
             "created_at": now,
             "started_at": now,
             "completed_at": now,
-            "total_time_ms": 0.0,
+            "total_time_ms": lookup_ms,
             "credits_used": 0.0,
             "warnings": list(source.warnings),
         }
@@ -354,7 +403,6 @@ def execution_public(
         "warnings": record.warnings,
         "interpretation": record.interpretation,
         "error": record.error,
-        "optimization_applied": False,
         "created_at": iso(record.created_at),
         "completed_at": iso(record.completed_at),
         "current_stage": record.current_stage,

@@ -13,12 +13,14 @@ from stagewise.services.context import Stores
 HISTORY_WINDOW = 50
 
 
-def _fallback(spec: dict[str, Any], incoming: int) -> tuple[int, int]:
+def _fallback(spec: dict[str, Any], incoming: int, points: int) -> tuple[int, int]:
+    """Estimates from the parameters alone. A first-stage search considers every point of
+    the retriever's collections (`points`), as its recorded statistics will say."""
     params = spec["config"].get("parameters") or {}
     stage_id = spec["config"]["stage_id"]
     if stage_id == "feature_search":
         top = params.get("final_top_k")
-        return 0, top if isinstance(top, int) else 25
+        return points, min(points, top if isinstance(top, int) else 25)
     for key in ("top_k", "count", "limit"):
         value = params.get(key)
         if isinstance(value, int):
@@ -37,6 +39,7 @@ def explain(stores: Stores, *, ns: NamespaceRecord, retriever: RetrieverRecord) 
     runs = [r for r in runs if not r.cache_hit and r.retriever_version == retriever.version]
     plan: list[dict[str, Any]] = []
     incoming = 0
+    points = sum(stores.index.count(cid) for cid in retriever.collection_ids)
     for index, spec in enumerate(retriever.stages):
         name = spec["stage_name"]
         seen = [r.stage_statistics[name] for r in runs if name in r.stage_statistics]
@@ -47,7 +50,7 @@ def explain(stores: Stores, *, ns: NamespaceRecord, retriever: RetrieverRecord) 
             duration = statistics.median(s["duration_ms"] for s in seen)
             notes.append(f"median of {len(seen)} recorded runs of version {retriever.version}")
         else:
-            est_in, est_out = _fallback(spec, incoming)
+            est_in, est_out = _fallback(spec, incoming, points)
             duration = 0.0
             notes.append("no recorded runs yet: counts from the stage parameters, time unknown")
         credits = [float(s.get("credits", 0.0)) for s in seen]
@@ -61,9 +64,11 @@ def explain(stores: Stores, *, ns: NamespaceRecord, retriever: RetrieverRecord) 
                 "estimated_efficiency": (est_out / est_in) if est_in else 0.0,
                 "estimated_cost_credits": float(statistics.median(credits)) if credits else 0.0,
                 "estimated_duration_ms": float(duration),
-                "cache_likely": False,
+                # Likely when the stage's own cache served most of its recorded runs.
+                "cache_likely": sum(bool(s.get("stage_cache_hit")) for s in seen) * 2
+                > len(seen)
+                > 0,
                 "optimization_notes": notes,
-                "warnings": [],
             }
         )
         incoming = int(est_out)
@@ -86,7 +91,5 @@ def explain(stores: Stores, *, ns: NamespaceRecord, retriever: RetrieverRecord) 
         "optimization_suggestions": suggestions,
         "total_estimated_stages": len(plan),
         "bottleneck_stages": bottlenecks,
-        "optimization_level": "none",
-        "optimization_applied": False,
         "history_runs": len(runs),
     }

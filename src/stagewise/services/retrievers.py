@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import sqlalchemy.exc
 from pydantic import ValidationError
 
-from stagewise.domain.filters import parse_filter
+from stagewise.domain.filters import parse_filter, values_at
 from stagewise.domain.pipeline_records import RetrieverRecord
 from stagewise.domain.records import CollectionRecord, NamespaceRecord
 from stagewise.errors import Conflict, NotFound, ValidationFailed
@@ -164,28 +165,105 @@ def _filter_leaves(tree: Any) -> list[dict[str, Any]]:
     return []
 
 
-def ensure_filter_indexes(
-    stores: Stores, stages: list[dict[str, Any]], collections: list[CollectionRecord]
+_INPUT_REF = re.compile(r"^\s*\{\{\s*(?:INPUT|Input|input)\.(\w+)\s*\}\}\s*$")
+_SAMPLES: dict[str, Any] = {
+    "integer": 1,
+    "number": 1.5,
+    "float": 1.5,
+    "string": "a",
+    "text": "a",
+    "date": "2000-01-01",
+    "datetime": "2000-01-01T00:00:00Z",
+    "boolean": True,
+}
+_UNKNOWN = object()
+
+
+def _typed_value(value: Any, input_schema: dict[str, Any]) -> Any:
+    """A stand-in of the type a leaf's value will have once rendered: a templated or dynamic
+    value takes its input's type from the retriever's input_schema; _UNKNOWN when that type
+    cannot be told from the retriever alone."""
+    name = None
+    if isinstance(value, str) and has_template(value):
+        match = _INPUT_REF.match(value)
+        if match is None:
+            return "a" if not value.strip().startswith("{{") else _UNKNOWN  # mixed text: a str
+        name = match.group(1)
+    elif isinstance(value, dict) and value.get("type") == "dynamic":
+        ref = str(value.get("field") or "")
+        name = ref.removeprefix("inputs.")
+    elif isinstance(value, list):
+        items = [_typed_value(v, input_schema) for v in value]
+        return _UNKNOWN if any(v is _UNKNOWN for v in items) else items
+    else:
+        return value
+    field = input_schema.get(name) or {}
+    kind = field.get("type")
+    if kind == "array":
+        item = (field.get("items") or {}).get("type")
+        return [_SAMPLES[item]] if item in _SAMPLES else _UNKNOWN
+    return _SAMPLES.get(str(kind), _UNKNOWN)
+
+
+def _stored_sample(stores: Stores, collections: list[CollectionRecord], field: str) -> Any:
+    """A value the field holds in the collections (numbers and strings want different
+    indexes), when the retriever does not say: 'a' when nothing is stored yet."""
+    for col in collections:
+        for hit in stores.index.scroll(col.collection_id, None, 200):
+            for value in values_at(hit.payload, field):
+                if isinstance(value, int | float | str) and not isinstance(value, bool):
+                    return value
+    return "a"
+
+
+def filter_index_plan(
+    stores: Stores,
+    stages: list[dict[str, Any]],
+    input_schema: dict[str, Any],
+    collections: list[CollectionRecord],
 ) -> dict[str, str]:
-    """Payload indexes for the fields this retriever filters on. Without them Qdrant cannot
-    estimate a filter's selectivity and filtered HNSW recall collapses (DESIGN.md)."""
+    """Payload indexes for every field a stage filters or facets on, whatever the value:
+    templated values are typed from the input schema (or, failing that, from what the
+    collections hold). Without them Qdrant cannot estimate a filter's selectivity and a
+    filtered HNSW search loses most of its hits (docs/architecture.md)."""
     wanted: dict[str, str] = {}
     for spec in stages:
         config = spec["config"]
+        params = config.get("parameters") or {}
         trees = [config.get("pre_filters")]
         if config["stage_id"] == "attribute_filter":
-            params = config.get("parameters") or {}
             trees.append(
                 params.get("conditions")
                 or {k: params.get(k) for k in ("field", "operator", "value")}
             )
+        if config["stage_id"] == "feature_search":
+            for facet in params.get("facets") or []:
+                if isinstance(facet, dict) and isinstance(facet.get("key"), str):
+                    wanted.setdefault(facet["key"], "keyword")
         for leaf in _filter_leaves(trees):
-            if has_template(leaf.get("value")) or not isinstance(leaf.get("field"), str):
-                continue  # the value's type is only known once rendered
+            field = leaf.get("field")
+            if not isinstance(field, str) or has_template(field):
+                continue
+            value = _typed_value(leaf.get("value"), input_schema)
+            if value is _UNKNOWN:
+                sample = _stored_sample(stores, collections, field)
+                value = [sample] if leaf.get("operator") in ("in", "nin") else sample
             try:
-                wanted.update(index_requirements(parse_filter(leaf)))
+                wanted.update(index_requirements(parse_filter({**leaf, "value": value})))
             except ValidationFailed:
                 continue  # reported when the stage itself is validated or run
+    return wanted
+
+
+def ensure_filter_indexes(
+    stores: Stores,
+    stages: list[dict[str, Any]],
+    collections: list[CollectionRecord],
+    input_schema: dict[str, Any],
+) -> dict[str, str]:
+    """Create the payload indexes of filter_index_plan. Only writes (retriever create and
+    patch) call this: a read never creates an index."""
+    wanted = filter_index_plan(stores, stages, input_schema, collections)
     for col in collections:
         for field, kind in wanted.items():
             stores.index.ensure_payload_index(col.collection_id, field, kind)
@@ -224,7 +302,7 @@ def create_retriever(
     )
     if stores.metadata.get_retriever(ns.namespace_id, name) is not None:
         raise Conflict(f"Retriever name '{name}' is already taken", code="retriever_name_taken")
-    ensure_filter_indexes(stores, record.stages, collections)
+    ensure_filter_indexes(stores, record.stages, collections, record.input_schema)
     try:
         stores.metadata.create_retriever(record)
     except sqlalchemy.exc.IntegrityError as exc:
@@ -270,7 +348,7 @@ def patch_retriever(
     if body.get("input_schema") is not None:
         changes["input_schema"] = validate_input_schema(body["input_schema"])
     updated = r.model_copy(update={**changes, "version": r.version + 1, "updated_at": utc_now()})
-    ensure_filter_indexes(stores, updated.stages, collections)
+    ensure_filter_indexes(stores, updated.stages, collections, updated.input_schema)
     stores.metadata.update_retriever(updated)
     return updated
 

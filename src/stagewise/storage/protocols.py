@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from stagewise.domain.filters import FilterNode
 from stagewise.domain.pipeline_records import ExecutionRecord, RetrieverRecord
 from stagewise.domain.records import (
     ApiKeyRecord,
@@ -124,11 +125,33 @@ class SearchRequest:
     vector_name: str | None = None
     vector: list[float] | None = None
     text: str | None = None
-    filter: dict[str, Any] | None = None
+    filter: FilterNode | None = None  # resolved once, inputs and templates applied
     score_threshold: float | None = None
     with_vectors: bool = False
     # False: hits carry only document_id; fetch the payloads of what survives with payloads()
     with_payload: bool = True
+
+
+@dataclass
+class SearchAnswer:
+    """One search's ranked hits, and how its filter was applied (None: no filter):
+    "indexed" (the engine's planner over payload indexes), "acorn" (filtered HNSW traversal
+    that does not rely on filter-aware links), or "exact" (an exhaustive scan: no HNSW yet,
+    or a filtered field without a payload index of the kind its condition needs)."""
+
+    hits: list[ScoredHit]
+    filter_path: str | None = None
+    unindexed_fields: tuple[str, ...] = ()
+
+
+@dataclass
+class FacetCounts:
+    """(value, count) pairs, most frequent first. `exact`: every matching point was
+    counted; `scanned`: points read when counted by a bounded scan (None: by the engine)."""
+
+    values: list[tuple[Any, int]]
+    exact: bool
+    scanned: int | None = None
 
 
 class SearchIndex(Protocol):
@@ -140,18 +163,16 @@ class SearchIndex(Protocol):
     def upsert(self, collection_id: str, points: Sequence[IndexPoint]) -> None: ...
     def delete(self, collection_id: str, document_ids: Sequence[str]) -> None: ...
     def max_seq(self, collection_id: str) -> int: ...
-    def count(self, collection_id: str, flt: dict[str, Any] | None = None) -> int: ...
-    def filter_ids(self, collection_id: str, flt: dict[str, Any]) -> Iterator[str]: ...
+    def count(self, collection_id: str, flt: FilterNode | None = None) -> int: ...
+    def filter_ids(self, collection_id: str, flt: FilterNode | None) -> Iterator[str]: ...
     def payloads(
         self, collection_id: str, document_ids: Sequence[str]
     ) -> dict[str, dict[str, Any]]: ...
-    def search(
-        self, collection_id: str, requests: list[SearchRequest]
-    ) -> list[list[ScoredHit]]: ...
+    def search(self, collection_id: str, requests: list[SearchRequest]) -> list[SearchAnswer]: ...
     def scroll(
         self,
         collection_id: str,
-        flt: dict[str, Any] | None,
+        flt: FilterNode | None,
         limit: int,
         *,
         case_insensitive: bool = False,
@@ -160,8 +181,8 @@ class SearchIndex(Protocol):
         self, collection_id: str, document_ids: Sequence[str], vector_name: str
     ) -> dict[str, list[float]]: ...
     def facet(
-        self, collection_id: str, key: str, limit: int, flt: dict[str, Any] | None
-    ) -> list[tuple[Any, int]]: ...
+        self, collection_id: str, key: str, limit: int, flt: FilterNode | None
+    ) -> FacetCounts: ...
     def ensure_payload_index(self, collection_id: str, field: str, kind: str) -> bool: ...
     def indexed_fields(self, collection_id: str) -> dict[str, str]: ...
     # generations: a shard rebuilt elsewhere (a child process) and swapped in

@@ -45,11 +45,9 @@ def execute_adhoc(
         input_schema=svc.validate_input_schema(body.get("input_schema")),
         budget_limits=dict(body.get("budget_limits") or {}),
     )
-    svc.ensure_filter_indexes(stores, target.stages, collections)
     plan = exe.plan(stores, ns=ns, target=target, body=body)
     extra = {
         "execution_metadata": {"retriever_persisted": False, "execution_mode": "adhoc"},
-        "cache_status": "disabled",
     }
     return respond(
         stores,
@@ -72,7 +70,7 @@ def _adhoc_summary(x: ExecutionRecord) -> dict[str, Any]:
         "credits_used": x.credits_used,
         "total_processed": total_processed(x),
         "total_returned": x.total_results,
-        "cache_hit_rate": 0.0,
+        "cache_hit_rate": x.stage_cache_hit_rate(),
         "query_summary": query_summary(x),
         "stages_completed": x.stages_completed,
         "total_stages": x.total_stages,

@@ -264,12 +264,5 @@ def execution_profile(
             "total_time_ms": x.total_time_ms,
             "credits_used": x.credits_used,
             "stages": stages,
-            "optimization_summary": {
-                "original_stage_count": x.total_stages,
-                "optimized_stage_count": x.total_stages,
-                "optimization_time_ms": 0.0,
-                "rules_applied": [],
-                "stage_reduction_pct": 0.0,
-            },
         }
     )

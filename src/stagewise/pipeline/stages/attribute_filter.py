@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from stagewise.domain.filters import OPERATORS, matches, parse_filter
+from stagewise.domain.filters import OPERATORS, FilterNode, combine_and, matches, parse_filter
 from stagewise.domain.records import CollectionRecord
 from stagewise.pipeline.candidates import candidates_from_hits
 from stagewise.pipeline.registry import register
@@ -71,19 +71,7 @@ class AttributeFilter(Stage):
         p: AttributeFilterParams = self.params  # type: ignore[assignment]
         node = parse_filter(p.filter_tree(), ctx.inputs)
         if ctx.stage_index == 0 and not candidates:
-            # First stage: the filter is pushed into the index (exact), bounded per collection.
-            scanned: list[Candidate] = []
-            for col in ctx.collections:
-                hits = ctx.stores.index.scroll(
-                    col.collection_id,
-                    p.filter_tree(),
-                    FIRST_STAGE_SCAN_LIMIT,
-                    case_insensitive=p.case_insensitive,
-                )
-                scanned.extend(candidates_from_hits(col.collection_id, hits, scored=False))
-            return StageResult(
-                scanned, metadata={"mode": "index_scan", "scan_limit": FIRST_STAGE_SCAN_LIMIT}
-            )
+            return self._scan(ctx, p, node)
         kept = []
         for i, c in enumerate(candidates):
             if i % 256 == 0:
@@ -91,3 +79,29 @@ class AttributeFilter(Stage):
             if node is None or matches(node, c.public(), case_insensitive=p.case_insensitive):
                 kept.append(c)
         return StageResult(kept, metadata={"mode": "in_memory"})
+
+    @staticmethod
+    def _scan(ctx: StageContext, p: AttributeFilterParams, node: FilterNode | None) -> StageResult:
+        """First stage: the filter, AND-ed with the stage's pre_filters and the request's
+        filters, is pushed into the index (exact), bounded per collection."""
+        # case_insensitive applies to this stage's own conditions only, so the other
+        # filters join in the engine only when the comparison is case-sensitive anyway.
+        engine = node if p.case_insensitive else combine_and(node, ctx.stage_filter)
+        scanned: list[Candidate] = []
+        for col in ctx.collections:
+            hits = ctx.stores.index.scroll(
+                col.collection_id,
+                engine,
+                FIRST_STAGE_SCAN_LIMIT,
+                case_insensitive=p.case_insensitive,
+            )
+            scanned.extend(candidates_from_hits(col.collection_id, hits, scored=False))
+        if p.case_insensitive and ctx.stage_filter is not None:
+            outer = ctx.stage_filter
+            scanned = [c for c in scanned if matches(outer, c.public())]
+        considered = sum(ctx.stores.index.count(col.collection_id) for col in ctx.collections)
+        return StageResult(
+            scanned,
+            metadata={"mode": "index_scan", "scan_limit": FIRST_STAGE_SCAN_LIMIT},
+            considered=considered,
+        )

@@ -295,7 +295,8 @@ class DocumentEnrich(Stage):
             for chunk in _chunks(unique, LOOKUP_CHUNK):
                 ctx.budget.check()
                 flt = {"AND": [{"field": target_field, "operator": "in", "value": chunk}]}
-                ids = list(ctx.stores.index.filter_ids(target.collection_id, flt))
+                node = parse_filter(flt, where=f"document_enrich join on '{target_field}'")
+                ids = list(ctx.stores.index.filter_ids(target.collection_id, node))
                 for id_chunk in _chunks(ids, LOOKUP_CHUNK):
                     records.update(
                         ctx.stores.metadata.get_documents(target.collection_id, id_chunk)

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-import random
-from typing import Any, ClassVar, Literal
+import time
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+import numpy as np
 
+from stagewise.domain.filters import FilterNode
 from stagewise.domain.records import CollectionRecord, VectorIndexSpec
 from stagewise.errors import StageFailed, ValidationFailed
+from stagewise.pipeline import search_extras as extras
 from stagewise.pipeline.candidates import doc_from_payload
+from stagewise.pipeline.embed_cache import CacheUse, EmbeddingCache
 from stagewise.pipeline.fusion import RRF_K, RankedList, fuse
 from stagewise.pipeline.registry import register
+from stagewise.pipeline.search_params import (
+    DocumentRef,
+    FeatureSearchConfig,
+    FeatureSearchParams,
+)
 from stagewise.pipeline.stage import (
     Candidate,
     Category,
@@ -20,69 +28,12 @@ from stagewise.pipeline.stage import (
     StageParams,
     StageResult,
 )
-from stagewise.storage.protocols import ScoredHit, SearchRequest
+from stagewise.storage.protocols import SearchAnswer, SearchRequest
 
 CREDITS_PER_SEARCH = 1.0
 CREDITS_PER_EMBEDDING = 1.0
 CREDITS_PER_HIT = 0.001
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class DocumentRef(_Model):
-    collection_id: str
-    document_id: str
-
-
-class SearchQuery(_Model):
-    input_mode: Literal["text", "vector", "document", "content", "multi_content"] = "text"
-    value: Any = None
-    text: str | None = None
-    embedding_task: str | None = None
-    document_ref: DocumentRef | None = None
-    values: list[str] | None = None
-
-
-class FeatureSearchConfig(_Model):
-    feature_uri: str
-    query: SearchQuery | str | None = None
-    top_k: int = Field(default=100, ge=1, le=5000)
-    min_score: float | None = Field(default=None, ge=0, le=1)
-    weight: float = Field(default=1.0, ge=0, le=1)
-    lexical: bool = False
-    optional: bool = False
-    on_empty: Literal["error", "skip", "random"] = "error"
-    collection_identifiers: list[str] | None = None
-    query_preprocessing: dict[str, Any] | None = None
-
-
-class FacetConfig(_Model):
-    key: str
-    limit: int = Field(default=10, ge=1, le=1000)
-    exact: bool = False
-
-
-class GroupByConfig(_Model):
-    field: str
-    max_per_group: int = Field(default=1, ge=1)
-    limit: int = Field(default=25, ge=1)
-    output_mode: Literal["all", "first", "flatten"] = "all"
-
-
-class FeatureSearchParams(StageParams):
-    model_config = ConfigDict(extra="allow")
-    searches: list[FeatureSearchConfig] = Field(default_factory=list, max_length=10)
-    final_top_k: int = Field(default=25, ge=1, le=5000)
-    fusion: Literal["rrf", "dbsf", "weighted", "max"] = "rrf"
-    collection_identifiers: list[str] | None = None
-    facets: list[FacetConfig] | None = None
-    group_by: GroupByConfig | None = None
-    auto_preprocess: bool = True
-    hard_timeout_ms: int | None = None
-    cache_behavior: Literal["auto", "disabled", "aggressive"] = "auto"
-    cache_ttl_seconds: int | None = None
+QUERY_CACHE = EmbeddingCache(4096)  # query text embeddings (see embed_cache)
 
 
 def _query_value(search: FeatureSearchConfig) -> tuple[str, Any]:
@@ -171,9 +122,11 @@ class FeatureSearch(Stage):
         ctx: StageContext,
         search: FeatureSearchConfig,
         col: CollectionRecord,
-        flt: dict[str, Any] | None,
-        embed_cache: dict[str, list[float]],
+        flt: FilterNode | None,
+        to_embed: list[tuple[SearchRequest, str]],
     ) -> SearchRequest | None:
+        """One engine request. A text query's vector is filled in once every text is known
+        (`to_embed` collects them, so they are embedded in one model call)."""
         spec = _spec(col, search)
         if spec is None:
             raise StageFailed(
@@ -183,21 +136,19 @@ class FeatureSearch(Stage):
         mode, value = _query_value(search)
         if value is None or value == "" or value == []:
             return None
+        common: dict[str, Any] = {
+            "limit": search.top_k,
+            "filter": flt,
+            "score_threshold": search.min_score,
+            "with_payload": False,
+        }
         if search.lexical:
-            return SearchRequest(
-                limit=search.top_k,
-                text=str(value),
-                filter=flt,
-                score_threshold=search.min_score,
-                with_payload=False,
-            )
+            return SearchRequest(text=str(value), **common)
         if mode == "text":
-            text = str(value)
-            if text not in embed_cache:
-                ctx.budget.charge(CREDITS_PER_EMBEDDING)
-                embed_cache[text] = ctx.stores.embedder.embed([text])[0].tolist()
-            vector = embed_cache[text]
-        elif mode == "vector":
+            request = SearchRequest(vector_name=spec.name, **common)
+            to_embed.append((request, str(value)))
+            return request
+        if mode == "vector":
             vector = [float(v) for v in value]
             if len(vector) != spec.dimensions:
                 raise ValidationFailed(
@@ -205,62 +156,95 @@ class FeatureSearch(Stage):
                     f"{spec.dimensions}",
                     code="vector_dimension_mismatch",
                 )
-        else:
-            ref: DocumentRef = value
-            ref_col = ctx.collection(ref.collection_id)
-            doc = (
-                ctx.stores.metadata.get_document(ref_col.collection_id, ref.document_id)
-                if ref_col
-                else None
-            )
-            if doc is None or spec.name not in doc.vectors:
-                raise StageFailed(
-                    f"feature_search: document '{ref.document_id}' has no "
-                    f"'{spec.feature_uri}' vector"
-                )
-            vector = doc.vectors[spec.name]
-        return SearchRequest(
-            limit=search.top_k,
-            vector_name=spec.name,
-            vector=vector,
-            filter=flt,
-            score_threshold=search.min_score,
-            with_payload=False,
+            return SearchRequest(vector_name=spec.name, vector=vector, **common)
+        ref: DocumentRef = value
+        ref_col = ctx.collection(ref.collection_id)
+        doc = (
+            ctx.stores.metadata.get_document(ref_col.collection_id, ref.document_id)
+            if ref_col
+            else None
         )
+        if doc is None or spec.name not in doc.vectors:
+            raise StageFailed(
+                f"feature_search: document '{ref.document_id}' has no '{spec.feature_uri}' vector"
+            )
+        return SearchRequest(vector_name=spec.name, vector=doc.vectors[spec.name], **common)
+
+    def _embed(self, ctx: StageContext, to_embed: list[tuple[SearchRequest, str]]) -> CacheUse:
+        """Embed the query texts (reusing cached embeddings, per cache_behavior)."""
+        p: FeatureSearchParams = self.params  # type: ignore[assignment]
+        use = CacheUse(p.cache_behavior or "auto")
+        if not to_embed:
+            return use
+        embedder = ctx.stores.embedder
+
+        def compute(batch: list[str]) -> Any:
+            ctx.budget.charge(CREDITS_PER_EMBEDDING * len(batch))
+            return embedder.embed(batch)
+
+        ordered = list(dict.fromkeys(text for _, text in to_embed))
+        model = (embedder.label, embedder.name, embedder.dimensions)
+        ttl = None if p.cache_ttl_seconds is None else float(p.cache_ttl_seconds)
+        matrix = QUERY_CACHE.embed(model, ordered, compute, use, ttl)
+        vectors = {
+            text: np.asarray(row, dtype=np.float32).tolist()
+            for text, row in zip(ordered, matrix, strict=True)
+        }
+        for req, text in to_embed:
+            req.vector = vectors[text]
+        return use
 
     def run(self, ctx: StageContext, candidates: list[Candidate]) -> StageResult:
         p: FeatureSearchParams = self.params  # type: ignore[assignment]
         flt = ctx.stage_filter
         if not p.searches:
-            return self._filter_only(ctx, flt)
+            out = extras.filter_only(ctx, flt, p.final_top_k)
+            return StageResult(
+                out, metadata={"mode": "filter_only"}, considered=self._pool(ctx, ctx.collections)
+            )
+        deadline = (
+            None if p.hard_timeout_ms is None else time.perf_counter() + p.hard_timeout_ms / 1000
+        )
         lists: list[RankedList] = []
         # key -> (collection_id, payload); searches return ids only, and the payloads of the
         # fused survivors are fetched once at the end (most hits of a hybrid search are cut).
-        payloads: dict[str, tuple[str, dict[str, Any] | None]] = {}
-        embed_cache: dict[str, list[float]] = {}
+        payloads: extras.Payloads = {}
+        to_embed: list[tuple[SearchRequest, str]] = []
         skipped: list[int] = []
         # Plan every (search, collection) request first, so each collection answers all of
-        # its searches in one engine call.
+        # its searches in one engine call, and every query text is embedded in one call.
         planned: list[list[tuple[str, SearchRequest]]] = []
         by_collection: dict[str, list[SearchRequest]] = {}
+        targets: dict[str, CollectionRecord] = {}
         for search in p.searches:
             ctx.budget.charge(CREDITS_PER_SEARCH)
             pairs: list[tuple[str, SearchRequest]] = []
             for col in self._targets(ctx, search):
-                request = self._request(ctx, search, col, flt, embed_cache)
+                targets[col.collection_id] = col
+                request = self._request(ctx, search, col, flt, to_embed)
                 if request is not None:
                     pairs.append((col.collection_id, request))
                     by_collection.setdefault(col.collection_id, []).append(request)
             planned.append(pairs)
-        answers: dict[int, list[ScoredHit]] = {}
+        cache = self._embed(ctx, to_embed)
+        answers: dict[str, list[SearchAnswer]] = {}
+        degraded: list[dict[str, Any]] = []
         for collection_id, batch in by_collection.items():
             ctx.budget.check()
-            for req, hits in zip(batch, ctx.stores.index.search(collection_id, batch), strict=True):
-                answers[id(req)] = hits
+            if deadline is not None and time.perf_counter() > deadline:
+                degraded.append(_timed_out(targets[collection_id], p.hard_timeout_ms))
+                answers[collection_id] = [SearchAnswer([]) for _ in batch]
+                continue
+            answers[collection_id] = ctx.stores.index.search(collection_id, batch)
+        hits_of = {
+            id(req): answer.hits
+            for collection_id, batch in by_collection.items()
+            for req, answer in zip(batch, answers[collection_id], strict=True)
+        }
         for i, (search, pairs) in enumerate(zip(p.searches, planned, strict=True)):
             merged: list[tuple[str, float]] = []
             for collection_id, request in pairs:
-                for h in answers[id(request)]:
+                for h in hits_of[id(request)]:
                     key = f"{collection_id}\x1f{h.document_id}"
                     payloads.setdefault(key, (collection_id, None))
                     merged.append((key, h.score))
@@ -268,32 +252,83 @@ class FeatureSearch(Stage):
                 if search.on_empty == "skip" or search.optional:
                     skipped.append(i)
                     continue
-                if search.on_empty == "random":
-                    merged = self._random(ctx, search, flt, payloads)
-                else:
+                if search.on_empty != "random":
                     raise StageFailed(
                         f"feature_search: searches[{i}] has an empty query "
                         "(set on_empty to 'skip' to ignore it)"
                     )
+                ids = [c.collection_id for c in self._targets(ctx, search)]
+                merged = extras.random_pool(ctx, ids, flt, search.top_k, payloads)
             merged.sort(key=lambda kv: (-kv[1], kv[0]))
             name = f"{'bm25' if search.lexical else 'dense'}:{search.feature_uri}"
             if any(lst.name == name for lst in lists):
                 name = f"{name}#{i}"
             lists.append(RankedList(name, merged[: search.top_k], search.weight))
         ctx.budget.charge(CREDITS_PER_HIT * sum(len(lst.hits) for lst in lists))
-        fused = list(lists[0].hits) if len(lists) == 1 else fuse(lists, p.fusion, RRF_K)
+        if not lists:
+            fused: list[tuple[str, float]] = []
+        elif len(lists) == 1:
+            fused = list(lists[0].hits)
+        else:
+            fused = fuse(lists, p.fusion, RRF_K)
         survivors = fused[: p.final_top_k]
         provenance = self._provenance(lists, {key for key, _ in survivors})
         self._fetch_payloads(ctx, [key for key, _ in survivors], payloads)
+        out = self._candidates(survivors, payloads, provenance, len(lists), p.fusion)
+        filtering = extras.filter_report(answers)
+        metadata: dict[str, Any] = {
+            "searches": [
+                {"name": lst.name, "hits": len(lst.hits), "weight": lst.weight} for lst in lists
+            ],
+            "fusion": p.fusion if len(lists) > 1 else None,
+            "skipped_searches": skipped,
+            "filter": filtering if flt is not None else None,
+            "cache": cache.report(),
+        }
+        if filtering["unindexed_fields"]:
+            ctx.warnings.append(
+                "feature_search: no payload index on "
+                f"{', '.join(filtering['unindexed_fields'])}, so the filtered search scanned "
+                "every point (exact, slower); filter on the field in a retriever's stage "
+                "(pre_filters or attribute_filter) to have it indexed"
+            )
+        if p.group_by is not None:
+            out = extras.group(out, p.group_by)
+            metadata["group_by"] = p.group_by.field
+        result = StageResult(
+            out,
+            metadata=metadata,
+            considered=self._pool(ctx, list(targets.values())),
+            stage_cache_hit=cache.served_from_cache,
+            degraded=degraded,
+        )
+        if p.facets:
+            result.facets = extras.facets(ctx, p.facets, flt)
+            metadata["facets"] = result.facets
+        return result
+
+    @staticmethod
+    def _pool(ctx: StageContext, collections: list[CollectionRecord]) -> int:
+        """The points a first-stage search ranks: every point of its collections."""
+        return sum(ctx.stores.index.count(col.collection_id) for col in collections)
+
+    @staticmethod
+    def _candidates(
+        survivors: list[tuple[str, float]],
+        payloads: extras.Payloads,
+        provenance: dict[str, dict[str, Any]],
+        n_lists: int,
+        fusion: str,
+    ) -> list[Candidate]:
         out: list[Candidate] = []
         for key, score in survivors:
             collection_id, payload = payloads[key]
             if payload is None:  # deleted since the search ran
                 continue
             scores: dict[str, Any] = {"sources": provenance.get(key, {})}
-            if len(lists) > 1:
+            if n_lists > 1:
                 scores["fused"] = score
-                scores["fusion"] = p.fusion
+                scores["fusion"] = fusion
             out.append(
                 Candidate(
                     document_id=key.split("\x1f", 1)[1],
@@ -303,22 +338,7 @@ class FeatureSearch(Stage):
                     scores=scores,
                 )
             )
-        metadata: dict[str, Any] = {
-            "searches": [
-                {"name": lst.name, "hits": len(lst.hits), "weight": lst.weight} for lst in lists
-            ],
-            "fusion": p.fusion if len(lists) > 1 else None,
-            "skipped_searches": skipped,
-            "filter_pushed_down": flt is not None,
-        }
-        if p.group_by is not None:
-            out = self._group(out, p.group_by)
-            metadata["group_by"] = p.group_by.field
-        result = StageResult(out, metadata=metadata)
-        if p.facets:
-            result.facets = self._facets(ctx, p.facets, flt)
-            metadata["facets"] = result.facets
-        return result
+        return out
 
     @staticmethod
     def _provenance(lists: list[RankedList], keep: set[str]) -> dict[str, dict[str, Any]]:
@@ -335,9 +355,7 @@ class FeatureSearch(Stage):
         return out
 
     @staticmethod
-    def _fetch_payloads(
-        ctx: StageContext, keys: list[str], payloads: dict[str, tuple[str, dict[str, Any] | None]]
-    ) -> None:
+    def _fetch_payloads(ctx: StageContext, keys: list[str], payloads: extras.Payloads) -> None:
         wanted: dict[str, list[str]] = {}
         for key in keys:
             collection_id, payload = payloads[key]
@@ -347,72 +365,12 @@ class FeatureSearch(Stage):
             for doc_id, payload in ctx.stores.index.payloads(collection_id, ids).items():
                 payloads[f"{collection_id}\x1f{doc_id}"] = (collection_id, payload)
 
-    def _random(
-        self,
-        ctx: StageContext,
-        search: FeatureSearchConfig,
-        flt: dict[str, Any] | None,
-        payloads: dict[str, tuple[str, dict[str, Any] | None]],
-    ) -> list[tuple[str, float]]:
-        pool: list[tuple[str, float]] = []
-        for col in self._targets(ctx, search):
-            for h in ctx.stores.index.scroll(col.collection_id, flt, 10_000):
-                key = f"{col.collection_id}\x1f{h.document_id}"
-                payloads[key] = (col.collection_id, h.payload)
-                pool.append((key, 0.0))
-        rng = random.Random()
-        return rng.sample(pool, min(search.top_k, len(pool)))
 
-    def _filter_only(self, ctx: StageContext, flt: dict[str, Any] | None) -> StageResult:
-        p: FeatureSearchParams = self.params  # type: ignore[assignment]
-        out: list[Candidate] = []
-        for col in ctx.collections:
-            for h in ctx.stores.index.scroll(col.collection_id, flt, p.final_top_k - len(out)):
-                out.append(
-                    Candidate(h.document_id, col.collection_id, 0.0, doc_from_payload(h.payload))
-                )
-            if len(out) >= p.final_top_k:
-                break
-        return StageResult(out, metadata={"mode": "filter_only"})
-
-    @staticmethod
-    def _group(cands: list[Candidate], cfg: GroupByConfig) -> list[Candidate]:
-        from stagewise.pipeline.docpath import get_field
-
-        groups: dict[str, list[Candidate]] = {}
-        for c in cands:
-            key = repr(get_field(c, cfg.field))
-            groups.setdefault(key, [])
-            if len(groups[key]) < cfg.max_per_group:
-                groups[key].append(c)
-        kept = list(groups.values())[: cfg.limit]
-        if cfg.output_mode == "first":
-            return [g[0] for g in kept]
-        out = []
-        for g in kept:
-            for rank, c in enumerate(g, start=1):
-                if cfg.output_mode == "all":
-                    c.doc["_group"] = {
-                        "key": get_field(c, cfg.field),
-                        "size": len(g),
-                        "rank_in_group": rank,
-                    }
-                out.append(c)
-        return out
-
-    @staticmethod
-    def _facets(
-        ctx: StageContext, facets: list[FacetConfig], flt: dict[str, Any] | None
-    ) -> list[dict[str, Any]]:
-        out = []
-        for facet in facets:
-            counts: dict[Any, int] = {}
-            for col in ctx.collections:
-                ctx.stores.index.ensure_payload_index(col.collection_id, facet.key, "keyword")
-                for value, count in ctx.stores.index.facet(
-                    col.collection_id, facet.key, facet.limit, flt
-                ):
-                    counts[value] = counts.get(value, 0) + count
-            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[: facet.limit]
-            out.append({"key": facet.key, "values": [{"value": v, "count": n} for v, n in ranked]})
-        return out
+def _timed_out(col: CollectionRecord, hard_timeout_ms: int | None) -> dict[str, Any]:
+    return {
+        "resource": "collection",
+        "id": col.collection_id,
+        "reason": f"feature_search passed its hard_timeout_ms ({hard_timeout_ms} ms) before "
+        f"searching collection '{col.collection_name}'",
+        "next_step": "raise the stage's hard_timeout_ms, or narrow the search",
+    }

@@ -26,7 +26,7 @@ import importlib
 import os
 import re
 import threading
-from collections import OrderedDict
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
@@ -34,11 +34,12 @@ from typing import Any, ClassVar, Literal, Protocol
 import numpy as np
 from jinja2 import Undefined, UndefinedError
 from numpy.typing import NDArray
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from stagewise.embeddings.base import Embedder
 from stagewise.errors import StageFailed, ValidationFailed
 from stagewise.pipeline.docpath import get_field, set_field
+from stagewise.pipeline.embed_cache import AGGRESSIVE_REFUSED, CacheUse, EmbeddingCache
 from stagewise.pipeline.registry import register
 from stagewise.pipeline.stage import (
     Candidate,
@@ -58,9 +59,9 @@ WINDOW_WORDS = 160
 MAX_WEIGHT = 0.7  # of the best window; the rest goes to the mean over windows
 FALLBACK_TEXT_FIELD = "text"
 
-WINDOW_CACHE_SIZE = 20_000  # window embeddings kept (~30 MB at 384-d)
-_WINDOW_CACHE: OrderedDict[tuple[Any, str], NDArray[np.float64]] = OrderedDict()
-_WINDOW_LOCK = threading.Lock()
+WINDOW_CACHE_SIZE = 20_000  # window embeddings kept (~60 MB at 384-d float64)
+# Window embeddings, reused across queries: the same documents come back often.
+WINDOW_CACHE = EmbeddingCache(WINDOW_CACHE_SIZE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -96,12 +97,34 @@ class RerankParams(StageParams):
             "bi-encoder fallback, which alone only repeats the dense signal"
         ),
     )
-    decision_model: str | None = None
-    relevance_criteria: str | None = None
-    learning_config: dict[str, Any] | None = None
-    cache_behavior: Literal["auto", "disabled", "aggressive"] | None = None
-    cache_ttl_seconds: int | None = Field(default=None, ge=0)
-    hard_timeout_ms: int | None = Field(default=None, ge=1)
+    decision_model: str | None = Field(default=None, description="Not implemented: refused")
+    relevance_criteria: str | None = Field(default=None, description="Not implemented: refused")
+    learning_config: dict[str, Any] | None = Field(
+        default=None, description="Not implemented: refused"
+    )
+    cache_behavior: Literal["auto", "disabled", "aggressive"] | None = Field(
+        default=None,
+        description="auto: reuse document window embeddings; disabled: embed every time; "
+        "aggressive: refused (only deterministic embeddings are cached)",
+    )
+    cache_ttl_seconds: int | None = Field(
+        default=None, ge=0, description="Oldest cached window embedding this stage reuses"
+    )
+    hard_timeout_ms: int | None = Field(
+        default=None,
+        ge=1,
+        description="Once passed (checked between model batches) the stage keeps the "
+        "incoming order and the execution lists it as degraded",
+    )
+
+    @model_validator(mode="after")
+    def _implemented(self) -> RerankParams:
+        for name in ("decision_model", "relevance_criteria", "learning_config"):
+            if getattr(self, name):
+                raise ValueError(f"{name} is not implemented in this build; remove it")
+        if self.cache_behavior == "aggressive":
+            raise ValueError(AGGRESSIVE_REFUSED)
+        return self
 
     @field_validator("query", mode="before")
     @classmethod
@@ -159,6 +182,10 @@ def document_text(c: Candidate, field: str) -> str | None:
 # scorers
 
 
+class _PastDeadline(Exception):
+    """Raised between model batches once the stage's hard_timeout_ms has passed."""
+
+
 class Scorer(Protocol):
     name: str
 
@@ -167,48 +194,27 @@ class Scorer(Protocol):
     ) -> Scores: ...
 
 
-def _embedder_label(embedder: Embedder) -> str:
-    label = type(embedder).__name__.lower()
-    return label.removesuffix("embedder") or label
-
-
 class MaxSimScorer:
     """Bi-encoder relevance: max and mean of query-window similarities (module doc)."""
 
-    def __init__(self, embedder: Embedder) -> None:
+    def __init__(self, embedder: Embedder, cache: CacheUse, ttl_s: float | None) -> None:
         self.embedder = embedder
-        self.name = f"{_embedder_label(embedder)}-maxsim"
+        self.name = f"{embedder.label}-maxsim"
         self.batches = 0
-        self.cache_hits = 0
+        self.cache = cache
+        self.ttl_s = ttl_s
+
+    def _embed(self, texts: list[str]) -> NDArray[np.float64]:
+        self.batches += 1
+        return np.asarray(self.embedder.embed(texts), dtype=np.float64)
 
     def _window_vectors(
         self, chunks: list[str], batch_size: int, check: Callable[[], None]
     ) -> NDArray[np.float64]:
-        """Window embeddings, reused across queries: the same documents come back often."""
-        key = (self.name, self.embedder.dimensions)
-        out = np.empty((len(chunks), self.embedder.dimensions), dtype=np.float64)
-        missing = []
-        with _WINDOW_LOCK:
-            for i, chunk in enumerate(chunks):
-                cached = _WINDOW_CACHE.get((key, chunk))
-                if cached is None:
-                    missing.append(i)
-                else:
-                    _WINDOW_CACHE.move_to_end((key, chunk))
-                    out[i] = cached
-        self.cache_hits += len(chunks) - len(missing)
-        for start in range(0, len(missing), batch_size):
-            check()
-            batch = missing[start : start + batch_size]
-            block = np.asarray(self.embedder.embed([chunks[i] for i in batch]), dtype=np.float64)
-            self.batches += 1
-            with _WINDOW_LOCK:
-                for i, row in zip(batch, block, strict=True):
-                    out[i] = row
-                    _WINDOW_CACHE[(key, chunks[i])] = row
-                while len(_WINDOW_CACHE) > WINDOW_CACHE_SIZE:
-                    _WINDOW_CACHE.popitem(last=False)
-        return out
+        model = (self.name, self.embedder.name, self.embedder.dimensions)
+        return WINDOW_CACHE.embed(
+            model, chunks, self._embed, self.cache, self.ttl_s, batch_size, check
+        )
 
     def score(
         self, query: str, texts: Sequence[str], batch_size: int, check: Callable[[], None]
@@ -276,10 +282,12 @@ class CrossEncoderScorer:
         return out
 
 
-def make_scorer(embedder: Embedder) -> MaxSimScorer | CrossEncoderScorer:
+def make_scorer(
+    embedder: Embedder, cache: CacheUse, ttl_s: float | None
+) -> MaxSimScorer | CrossEncoderScorer:
     model_dir = os.environ.get(MODEL_DIR_ENV, "").strip()
     if not model_dir:
-        return MaxSimScorer(embedder)
+        return MaxSimScorer(embedder, cache, ttl_s)
     path = Path(model_dir)
     if not path.is_dir():
         raise StageFailed(f"rerank: {MODEL_DIR_ENV}={model_dir} is not a directory")
@@ -338,10 +346,25 @@ class Rerank(Stage):
                 text = text[: p.max_document_chars]
                 truncated += 1
             with_text.append((c, text))
-        scorer = make_scorer(ctx.stores.embedder)  # a misconfigured model fails before charging
+        cache = CacheUse(p.cache_behavior or "auto")
+        ttl = None if p.cache_ttl_seconds is None else float(p.cache_ttl_seconds)
+        # A misconfigured model fails before charging.
+        scorer = make_scorer(ctx.stores.embedder, cache, ttl)
         credits = CREDITS_PER_PAIR * len(with_text)
         ctx.budget.charge(credits)
-        scores = scorer.score(query, [t for _, t in with_text], p.batch_size, ctx.budget.check)
+        deadline = (
+            None if p.hard_timeout_ms is None else time.perf_counter() + p.hard_timeout_ms / 1000
+        )
+
+        def check() -> None:
+            ctx.budget.check()
+            if deadline is not None and time.perf_counter() > deadline:
+                raise _PastDeadline
+
+        try:
+            scores = scorer.score(query, [t for _, t in with_text], p.batch_size, check)
+        except _PastDeadline:
+            return self._timed_out(ctx, candidates, p, scorer.name, credits)
         combine = p.combine
         if combine == "auto":
             combine = "replace" if isinstance(scorer, CrossEncoderScorer) else "rrf"
@@ -384,5 +407,23 @@ class Rerank(Stage):
             "truncated_documents": truncated,
             "batches": scorer.batches,
             "credits": credits,
+            "cache": cache.report(),
         }
-        return StageResult(out, metadata=metadata)
+        return StageResult(out, metadata=metadata, stage_cache_hit=cache.served_from_cache)
+
+    @staticmethod
+    def _timed_out(
+        ctx: StageContext, candidates: list[Candidate], p: RerankParams, scorer: str, credits: float
+    ) -> StageResult:
+        """Past hard_timeout_ms: the documents keep their incoming order, unreranked."""
+        reason = f"rerank passed its hard_timeout_ms ({p.hard_timeout_ms} ms) while scoring"
+        ctx.warnings.append(f"{reason}; the documents keep their incoming order")
+        out = candidates if p.top_k is None else candidates[: p.top_k]
+        degraded = {
+            "resource": "stage",
+            "id": ctx.stage_name,
+            "reason": reason,
+            "next_step": "raise hard_timeout_ms or lower max_candidates",
+        }
+        metadata = {"scorer": scorer, "timed_out": True, "credits": credits}
+        return StageResult(out, metadata=metadata, degraded=[degraded])

@@ -6,6 +6,7 @@ import os
 import shutil
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from qdrant_edge import (
     UpdateOperation,
 )
 
-from stagewise.domain.filters import matches, parse_filter
+from stagewise.domain.filters import FilterNode, matches, values_at
 from stagewise.domain.records import CollectionRecord
 from stagewise.ids import point_id
 from stagewise.storage.index.layout import (
@@ -42,9 +43,21 @@ from stagewise.storage.index.qdrant_filter import (
     normalize_index_kind,
     payload_index_schema,
 )
-from stagewise.storage.protocols import IndexPoint, ScoredHit, SearchRequest
+from stagewise.storage.protocols import (
+    FacetCounts,
+    IndexPoint,
+    ScoredHit,
+    SearchAnswer,
+    SearchRequest,
+)
 
 _SCROLL_PAGE = 1000
+FACET_SCAN_LIMIT = 10_000  # points a facet over an unindexed field may scan
+_FACET_KINDS = frozenset({"keyword", "integer", "bool"})  # index kinds the engine facets on
+
+
+def _facetable(value: Any) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, float)
 
 
 def _remove(path: Path) -> None:
@@ -162,16 +175,20 @@ class EdgeSearchIndex:
         payload = records[0].payload or {}
         return int(payload.get(SEQ_FIELD, 0))
 
-    def count(self, collection_id: str, flt: dict[str, Any] | None = None) -> int:
-        node = parse_filter(flt) if flt else None
-        if node is None:
-            return int(self.shard(collection_id).count(CountRequest(exact=True)))
-        return sum(1 for _ in self.filter_ids(collection_id, flt or {}))
+    def count(self, collection_id: str, flt: FilterNode | None = None) -> int:
+        shard = self.shard(collection_id)
+        if flt is None:
+            # The segments' own tally: exact for a local shard (deletes and re-upserts
+            # included), 0.05 ms instead of an exact count's 5 ms at 100k points.
+            return int(shard.info().points_count)
+        compiled = self._compile(collection_id, flt, False)
+        if compiled.residual is None:  # the engine counts it, with its payload indexes
+            return int(shard.count(CountRequest(exact=True, filter=compiled.qdrant)))
+        return sum(1 for _ in self._scan(collection_id, compiled))
 
-    def filter_ids(self, collection_id: str, flt: dict[str, Any]) -> Iterator[str]:
-        """Document ids matching a LogicalOperator filter, exactly."""
-        node = parse_filter(flt)
-        compiled = self._compile(collection_id, node, False) if node is not None else None
+    def filter_ids(self, collection_id: str, flt: FilterNode | None) -> Iterator[str]:
+        """Document ids matching a filter, exactly."""
+        compiled = self._compile(collection_id, flt, False) if flt is not None else None
         return self._scan(collection_id, compiled)
 
     def _compile(self, collection_id: str, node: Any, case_insensitive: bool) -> CompiledFilter:
@@ -210,19 +227,19 @@ class EdgeSearchIndex:
             if offset is None:
                 return
 
-    def engine_filter(
-        self, collection_id: str, flt: dict[str, Any] | None, case_insensitive: bool = False
-    ) -> Filter | None:
+    def _engine_filter(
+        self, collection_id: str, flt: FilterNode | None, case_insensitive: bool = False
+    ) -> tuple[Filter | None, CompiledFilter | None]:
         """A Qdrant filter equivalent to `flt`. Parts the engine cannot evaluate exactly are
-        resolved to an id set by a payload scan, so searches under them stay exact."""
-        node = parse_filter(flt) if flt else None
-        if node is None:
-            return None
-        compiled = self._compile(collection_id, node, case_insensitive)
+        resolved to an id set by a payload scan, so searches under them stay exact; the
+        compiled filter says which it was (a residual means an id set)."""
+        if flt is None:
+            return None, None
+        compiled = self._compile(collection_id, flt, case_insensitive)
         if compiled.residual is None:
-            return compiled.qdrant
+            return compiled.qdrant, compiled
         ids = [point_id(d) for d in self._scan(collection_id, compiled, case_insensitive)]
-        return Filter(must=[HasIdCondition(set(ids))])
+        return Filter(must=[HasIdCondition(set(ids))]), compiled
 
     def _hits(self, points: list[Any], with_vectors: bool) -> list[ScoredHit]:
         out = []
@@ -232,20 +249,51 @@ class EdgeSearchIndex:
             out.append(ScoredHit(str(payload.get("document_id")), float(p.score), payload, vectors))
         return out
 
-    def search(self, collection_id: str, requests: list[SearchRequest]) -> list[list[ScoredHit]]:
+    def _dense_path(
+        self, collection_id: str, compiled: CompiledFilter | None
+    ) -> tuple[str | None, tuple[str, ...]]:
+        """How a filtered dense search must run over this shard to stay correct (measured at
+        100k, 10% filter, HNSW built: recall@10 0.999 with filter-aware links; without a
+        payload index 0.27 whether plain or ACORN, exact 1.0 at ~70 ms; an id set or an index
+        added after the build: ACORN 0.996)."""
+        if compiled is None:
+            return None, ()
+        unindexed = tuple(sorted(compiled.unindexed)) if compiled.residual is None else ()
+        if int(self.shard(collection_id).info().indexed_vectors_count) == 0:
+            return "exact", unindexed  # no HNSW yet: every search is an exhaustive scan
+        if unindexed:
+            return "exact", unindexed
+        if compiled.residual is not None or self.needs_rebuild(collection_id):
+            return "acorn", ()
+        return "indexed", ()
+
+    def search(self, collection_id: str, requests: list[SearchRequest]) -> list[SearchAnswer]:
         """Run dense and BM25 searches in one batch; each gets its own ranked list."""
         if not requests:
             return []
         shard = self.shard(collection_id)
-        late = self.needs_rebuild(collection_id)
         batch = []
+        plans: list[tuple[str | None, tuple[str, ...]]] = []
+        compiled_by_filter: dict[int, tuple[Filter | None, CompiledFilter | None]] = {}
         for req in requests:
-            flt = self.engine_filter(collection_id, req.filter)
+            # The searches of one stage share one filter: compile (and scan) it once.
+            key = id(req.filter)
+            if key not in compiled_by_filter:
+                compiled_by_filter[key] = self._engine_filter(collection_id, req.filter)
+            flt, compiled = compiled_by_filter[key]
             query: Any
+            params = None
             if req.text is not None:
                 query = TextQuery(TEXT_FIELD, req.text)
+                # BM25 scores every posting of the query's terms: filtered exactly.
+                plans.append(("exact" if compiled is not None else None, ()))
             else:
                 query = Query.Nearest(list(req.vector or []), using=req.vector_name)
+                path, unindexed = self._dense_path(collection_id, compiled)
+                plans.append((path, unindexed))
+                params = dense_search_params(
+                    req.limit, acorn=path == "acorn", exact=path == "exact" and bool(unindexed)
+                )
             batch.append(
                 QueryRequest(
                     limit=req.limit,
@@ -256,28 +304,26 @@ class EdgeSearchIndex:
                     if req.with_vectors and req.vector_name
                     else False,
                     score_threshold=req.score_threshold,
-                    params=dense_search_params(req.limit, acorn=late and flt is not None)
-                    if req.text is None
-                    else None,
+                    params=params,
                 )
             )
         results = shard.query_batch(QueryBatchRequest(batch))
         return [
-            self._hits(points, req.with_vectors)
-            for points, req in zip(results, requests, strict=True)
+            SearchAnswer(self._hits(points, req.with_vectors), path, unindexed)
+            for points, req, (path, unindexed) in zip(results, requests, plans, strict=True)
         ]
 
     def scroll(
         self,
         collection_id: str,
-        flt: dict[str, Any] | None,
+        flt: FilterNode | None,
         limit: int,
         *,
         case_insensitive: bool = False,
     ) -> list[ScoredHit]:
         """Up to `limit` documents matching a filter, unscored, in storage order."""
         shard = self.shard(collection_id)
-        flt_engine = self.engine_filter(collection_id, flt, case_insensitive)
+        flt_engine, _ = self._engine_filter(collection_id, flt, case_insensitive)
         records, _ = shard.scroll(ScrollRequest(limit=limit, filter=flt_engine, with_payload=True))
         return [
             ScoredHit(str((r.payload or {}).get("document_id")), 0.0, r.payload or {})
@@ -308,15 +354,28 @@ class EdgeSearchIndex:
         return out
 
     def facet(
-        self, collection_id: str, key: str, limit: int, flt: dict[str, Any] | None
-    ) -> list[tuple[Any, int]]:
+        self, collection_id: str, key: str, limit: int, flt: FilterNode | None
+    ) -> FacetCounts:
+        """Value counts of a field. With a payload index the engine counts them exactly;
+        without one (reads never create indexes) a scan of at most FACET_SCAN_LIMIT matching
+        points counts them, and says whether it saw them all."""
         shard = self.shard(collection_id)
-        response = shard.facet(
-            FacetRequest(
-                key=key, limit=limit, exact=True, filter=self.engine_filter(collection_id, flt)
+        flt_engine, _ = self._engine_filter(collection_id, flt)
+        if normalize_index_kind(self.indexed_fields(collection_id).get(key)) in _FACET_KINDS:
+            response = shard.facet(
+                FacetRequest(key=key, limit=limit, exact=True, filter=flt_engine)
             )
+            return FacetCounts([(hit.value, int(hit.count)) for hit in response.hits], True, None)
+        counts: Counter[Any] = Counter()
+        records, more = shard.scroll(
+            ScrollRequest(limit=FACET_SCAN_LIMIT, filter=flt_engine, with_payload=[key])
         )
-        return [(hit.value, int(hit.count)) for hit in response.hits]
+        for rec in records:
+            # Each point counts once per distinct value, as the engine's facets count.
+            seen = {(type(v), v) for v in values_at(rec.payload or {}, key) if _facetable(v)}
+            counts.update(v for _, v in seen)
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:limit]
+        return FacetCounts(ranked, more is None, len(records))
 
     def ensure_payload_index(self, collection_id: str, field: str, kind: str) -> bool:
         """Create a payload index if the field has none; returns True when one was created.

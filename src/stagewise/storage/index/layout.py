@@ -39,10 +39,11 @@ from stagewise.storage.protocols import IndexPoint
 _DISTANCES = {"cosine": Distance.Cosine, "dot": Distance.Dot, "euclidean": Distance.Euclid}
 
 
-def dense_search_params(limit: int, *, acorn: bool = False) -> SearchParams:
+def dense_search_params(limit: int, *, acorn: bool = False, exact: bool = False) -> SearchParams:
     # Rescoring with the originals after an oversampled search over int8 codes.
     return SearchParams(
         hnsw_ef=max(128, limit),
+        exact=exact,
         quantization=QuantizationSearchParams(rescore=True, oversampling=2.0),
         acorn=AcornSearchParams(enable=True) if acorn else None,
     )
