@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # index_build_poll_s seconds.
     index_build_min_points: int = Field(default=20_000, ge=0)
     index_build_poll_s: float = Field(default=5.0, gt=0)
+    # Signs cursors, scroll ids and keyset markers. Unset: generated once and kept in
+    # <data_dir>/cursor.secret. Processes that share data must share this value.
+    cursor_secret: str | None = Field(default=None, min_length=16)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

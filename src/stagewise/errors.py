@@ -24,6 +24,14 @@ class InvalidRequest(StagewiseError):
     code = "invalid_request"
 
 
+class InvalidCursor(StagewiseError):
+    """A cursor, scroll id or keyset marker that is tampered, expired, or from another query."""
+
+    status = 400
+    type = "BadRequestError"
+    code = "invalid_cursor"
+
+
 class Unauthorized(StagewiseError):
     status = 401
     type = "UnauthorizedError"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -13,10 +12,15 @@ from stagewise.errors import ValidationFailed
 from stagewise.ids import iso
 from stagewise.pipeline.docpath import sort_key
 from stagewise.services.context import Stores
+from stagewise.services.cursors import query_hash
 from stagewise.storage.index.payload import get_path
 
 MAX_LIMIT = 1000
 MAX_OFFSET = 10_000
+KIND = "docs"
+# A sorted or filtered list has no result window, so its cursor may go past MAX_OFFSET (that
+# cap is on the offset parameter; the SDK points deep pagination at the cursor).
+_BEYOND = range(2**53)  # any position or seq JSON carries exactly
 
 
 @dataclass
@@ -39,18 +43,26 @@ class ListResult:
     has_more: bool
 
 
-def encode_cursor(state: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
+def _scope(col: CollectionRecord, query: ListQuery, filters: dict[str, Any] | None) -> str:
+    """A cursor belongs to one collection and one query: replaying it against another
+    filter, sort or search would land at a meaningless position."""
+    return f"{col.collection_id}:" + query_hash(
+        [filters, query.sort_field, query.descending, query.search]
+    )
 
 
-def decode_cursor(cursor: str) -> dict[str, Any]:
-    try:
-        state = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed("The cursor is not valid", code="invalid_cursor") from exc
-    if not isinstance(state, dict):
-        raise ValidationFailed("The cursor is not valid", code="invalid_cursor")
-    return state
+def _encode(stores: Stores, col: CollectionRecord, scope: str, key: str, value: int) -> str:
+    return stores.cursors.encode(KIND, col.namespace_id, scope, {key: value})
+
+
+def _decode(stores: Stores, col: CollectionRecord, scope: str, key: str, cursor: str) -> int | None:
+    """The position in a cursor (None without one: the first page, or `offset`)."""
+    if not cursor:
+        return None
+    state = stores.cursors.decode(
+        cursor, kind=KIND, namespace_id=col.namespace_id, scope=scope, spec={key: _BEYOND}
+    )
+    return int(state[key])
 
 
 def parse_sort(raw: Any) -> tuple[str | None, bool]:
@@ -99,8 +111,12 @@ def list_documents(stores: Stores, *, col: CollectionRecord, query: ListQuery) -
         text_leaf = {"field": "_text", "operator": "text", "value": query.search}
         filters = {"AND": [filters, text_leaf]} if filters else {"AND": [text_leaf]}
     total = stores.metadata.count_documents(col.collection_id) if query.include_total else None
-    if filters is None and query.sort_field is None:
-        return _list_by_seq(stores, col, query, total)
+    scope = _scope(col, query, query.filters or None)
+    by_seq = filters is None and query.sort_field is None
+    # Checked before any work: a bad cursor is the caller's error, whatever the list holds.
+    position = _decode(stores, col, scope, "s" if by_seq else "o", query.cursor or "")
+    if by_seq:
+        return _list_by_seq(stores, col, query, total, scope, position)
     if filters is not None:
         ids = list(stores.index.filter_ids(col.collection_id, parse_filter(filters)))
         docs = list(stores.metadata.get_documents(col.collection_id, ids).values())
@@ -117,12 +133,10 @@ def list_documents(stores: Stores, *, col: CollectionRecord, query: ListQuery) -
             key=lambda d: sort_key(get_path(document_view(d), field)), reverse=query.descending
         )
         docs = present + missing  # documents without the field always come last
-    start = query.offset
-    if query.cursor:
-        start = int(decode_cursor(query.cursor).get("o", 0))
+    start = query.offset if position is None else position
     page = docs[start : start + query.limit]
     has_more = start + query.limit < len(docs)
-    next_cursor = encode_cursor({"o": start + query.limit}) if has_more else None
+    next_cursor = _encode(stores, col, scope, "o", start + query.limit) if has_more else None
     return ListResult(page, next_cursor, total, has_more)
 
 
@@ -138,19 +152,23 @@ def _all_documents(stores: Stores, col: CollectionRecord) -> list[DocumentRecord
 
 
 def _list_by_seq(
-    stores: Stores, col: CollectionRecord, query: ListQuery, total: int | None
+    stores: Stores,
+    col: CollectionRecord,
+    query: ListQuery,
+    total: int | None,
+    scope: str,
+    after_seq: int | None,
 ) -> ListResult:
     """Insertion order with a keyset cursor: stable under concurrent writes."""
     after = 0
-    if query.cursor:
-        after = int(decode_cursor(query.cursor).get("s", 0))
+    if after_seq is not None:
+        after = after_seq
     elif query.offset:
         skipped = stores.metadata.list_documents(col.collection_id, after_seq=0, limit=query.offset)
         if len(skipped.documents) < query.offset:
             return ListResult([], None, total, False)
         after = skipped.documents[-1].seq
     page = stores.metadata.list_documents(col.collection_id, after_seq=after, limit=query.limit)
-    next_cursor = (
-        encode_cursor({"s": page.next_after_seq}) if page.next_after_seq is not None else None
-    )
+    next_seq = page.next_after_seq
+    next_cursor = None if next_seq is None else _encode(stores, col, scope, "s", next_seq)
     return ListResult(page.documents, next_cursor, total, page.next_after_seq is not None)

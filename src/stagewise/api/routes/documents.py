@@ -72,7 +72,7 @@ def _list(
     search: str | None,
     return_vectors: bool,
 ) -> JsonResponse:
-    limit, offset, cursor, include_total = pq.resolve(body)
+    limit, offset, cursor, include_total = pq.resolve(body, cursors=True)
     if body is not None:
         filters = body.filters or filters
         sort = body.sort or sort

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Query
 
 from stagewise.api.schemas.requests import ListBody
-from stagewise.errors import ValidationFailed
+from stagewise.errors import InvalidCursor, ValidationFailed
 
 
 @dataclass
@@ -21,8 +21,10 @@ class PageQuery:
     include_total: bool | None = None
 
     def resolve(
-        self, body: ListBody | None, default_limit: int = 10
+        self, body: ListBody | None, default_limit: int = 10, *, cursors: bool = False
     ) -> tuple[int, int, str | None, bool]:
+        """`cursors`: the route pages by cursor. Elsewhere a cursor is refused rather than
+        ignored, since ignoring it would serve page one again (an overlapping page)."""
         merged: dict[str, Any] = {k: v for k, v in self.__dict__.items() if v is not None}
         if body is not None:
             merged.update(
@@ -32,13 +34,24 @@ class PageQuery:
                     if getattr(body, k) is not None
                 }
             )
+            extra = (body.model_extra or {}).get("next_cursor")
+            if extra is not None and body.cursor is None:
+                merged["cursor"] = extra
+        cursor = merged.get("cursor") or None
+        if cursor is not None and not isinstance(cursor, str):
+            raise InvalidCursor("cursor must be a string", field="cursor")
+        if cursor is not None and not cursors:
+            raise InvalidCursor(
+                "This list pages by offset and issues no cursors; send offset or page",
+                field="cursor",
+            )
         limit = merged.get("limit") or merged.get("page_size") or default_limit
         if not 1 <= limit <= 1000:
             raise ValidationFailed("limit must be between 1 and 1000", field="limit")
         offset = merged.get("offset")
         if offset is None:
             offset = (merged.get("page", 1) - 1) * limit
-        return limit, int(offset), merged.get("cursor"), bool(merged.get("include_total"))
+        return limit, int(offset), cursor, bool(merged.get("include_total"))
 
 
 def page_query(
