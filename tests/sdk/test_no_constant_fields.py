@@ -53,7 +53,6 @@ ALLOWLIST = {
     "namespace": {
         "object": "type tag of the resource",
         "feature_extractors[]": "echo of the configuration; the one extractor, text_extractor@v1",
-        "payload_indexes[].is_protected": "echo of the request (the SDK sends its default)",
     },
     "collection": {
         "feature_extractor.version": "echo; every extractor (and the 'none' placeholder) is v1",
@@ -547,11 +546,19 @@ def test_namespace_figures(world: World) -> None:
 
 
 def test_payload_indexes_come_from_the_shard(world: World) -> None:
-    articles = sdk_collection(world, "texts", "articles")
-    assert [(p["field_name"], p["type"]) for p in articles.payload_indexes or []] == [
-        ("metadata.category", "keyword")
+    # The namespace declares metadata.category: every collection of it has the index, read
+    # back from its shard, whether or not a retriever filters on it.
+    for name in ("articles", "unread"):
+        got = sdk_collection(world, "texts", name)
+        assert [(p["field_name"], p["type"]) for p in got.payload_indexes or []] == [
+            ("metadata.category", "keyword")
+        ], name
+    # Declared numbers are indexed as float (exact numeric comparisons), keywords as such.
+    points = sdk_collection(world, "vectors", "points")
+    assert sorted((p["field_name"], p["type"]) for p in points.payload_indexes or []) == [
+        ("metadata.kind", "keyword"),
+        ("metadata.year", "float"),
     ]
-    assert sdk_collection(world, "texts", "unread").payload_indexes == []
 
 
 def test_a_retriever_body_carries_no_publication_constant(world: World) -> None:

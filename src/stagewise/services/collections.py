@@ -11,7 +11,7 @@ from stagewise.errors import Conflict, NotFound, ValidationFailed
 from stagewise.ids import new_id, utc_now
 from stagewise.services.context import Stores
 from stagewise.services.extractors import resolve_extractor
-from stagewise.services.namespaces import validate_name
+from stagewise.services.namespaces import namespace_index_kinds, validate_name
 
 
 def all_collections(stores: Stores) -> list[CollectionRecord]:
@@ -80,6 +80,7 @@ def create_collection(
     indexes += [byo for byo in byo_indexes(ns) if all(byo.name != i.name for i in indexes)]
     return _insert(
         stores,
+        ns,
         CollectionRecord(
             collection_id=new_id("col_", 10),
             namespace_id=ns.namespace_id,
@@ -95,14 +96,17 @@ def create_collection(
     )
 
 
-def _insert(stores: Stores, record: CollectionRecord) -> CollectionRecord:
+def _insert(stores: Stores, ns: NamespaceRecord, record: CollectionRecord) -> CollectionRecord:
     if stores.metadata.get_collection(record.namespace_id, record.collection_name) is not None:
         raise Conflict(
             f"Collection name '{record.collection_name}' is already taken in this namespace",
             code="collection_name_taken",
         )
-    # Index first: a failed index creation must not leave a collection without one.
+    # Index first: a failed index creation must not leave a collection without one. The
+    # namespace's payload indexes exist before the first point, so HNSW links them.
     stores.index.ensure_collection(record)
+    for field, kind in namespace_index_kinds(ns).items():
+        stores.index.ensure_payload_index(record.collection_id, field, kind)
     try:
         stores.metadata.create_collection(record)
     except sqlalchemy.exc.IntegrityError as exc:
@@ -120,6 +124,7 @@ def direct_upsert_collection(stores: Stores, *, ns: NamespaceRecord) -> Collecti
         return existing
     return _insert(
         stores,
+        ns,
         CollectionRecord(
             collection_id=new_id("col_", 10),
             namespace_id=ns.namespace_id,

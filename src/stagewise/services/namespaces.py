@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy.exc
 
+from stagewise.domain.filters import parse_path
 from stagewise.domain.records import NamespaceRecord
 from stagewise.errors import Conflict, NotFound, ValidationFailed
 from stagewise.ids import new_id, utc_now
@@ -52,6 +53,63 @@ def _vector_configs(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     return out
 
 
+# The namespace's declared payload index types -> the index kind each gets on every shard.
+# Numbers get a float index whatever their declared type: an integer index changes what
+# numeric conditions answer (5.0 stops equalling 5, storage/index/qdrant_filter.py), and a
+# float index keeps every numeric comparison exact. A uuid is matched as a keyword.
+_INDEX_KINDS = {
+    "keyword": "keyword",
+    "uuid": "keyword",
+    "integer": "float",
+    "float": "float",
+    "bool": "bool",
+    "geo": "geo",
+    "datetime": "datetime",
+    "text": "text",
+}
+
+
+def _payload_indexes(raw: Any) -> list[dict[str, Any]]:
+    """The namespace's payload_indexes, checked before anything is stored."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ValidationFailed("payload_indexes must be a list", field="payload_indexes")
+    out: dict[str, dict[str, Any]] = {}
+    for i, item in enumerate(raw):
+        where = f"payload_indexes[{i}]"
+        field = item.get("field_name") if isinstance(item, dict) else None
+        if not isinstance(field, str) or parse_path(field) is None or field.startswith("_"):
+            raise ValidationFailed(
+                f"{where}.field_name must be a field path such as 'metadata.brand'",
+                field=where,
+            )
+        kind = str(item.get("type") or "").lower()
+        if kind not in _INDEX_KINDS:
+            raise ValidationFailed(
+                f"{where}.type must be one of {sorted(_INDEX_KINDS)}, not {item.get('type')!r}",
+                field=where,
+            )
+        if field in out and out[field]["type"] != kind:
+            raise ValidationFailed(f"{where}: field '{field}' is declared twice", field=where)
+        out[field] = {"field_name": field, "type": kind}
+    return list(out.values())
+
+
+def namespace_index_kinds(ns: NamespaceRecord) -> dict[str, str]:
+    """Field -> index kind for the payload indexes a namespace declares (see _INDEX_KINDS)."""
+    return {i["field_name"]: _INDEX_KINDS[i["type"]] for i in ns.payload_indexes}
+
+
+def apply_namespace_indexes(stores: Stores, ns: NamespaceRecord) -> None:
+    """Create the declared payload indexes on every collection of the namespace (a write:
+    namespace create/update and collection create call this; reads never do)."""
+    kinds = namespace_index_kinds(ns)
+    for col in stores.metadata.list_collections(ns.namespace_id):
+        for field, kind in kinds.items():
+            stores.index.ensure_payload_index(col.collection_id, field, kind)
+
+
 def create_namespace(stores: Stores, *, body: dict[str, Any]) -> NamespaceRecord:
     name = body["namespace_name"]
     validate_name(name, kind="Namespace", max_len=64)
@@ -78,7 +136,7 @@ def create_namespace(stores: Stores, *, body: dict[str, Any]) -> NamespaceRecord
         description=body.get("description"),
         mode=mode,
         feature_extractors=list({e["feature_extractor_id"]: e for e in extractors}.values()),
-        payload_indexes=body.get("payload_indexes") or [],
+        payload_indexes=_payload_indexes(body.get("payload_indexes")),
         vector_configs=vector_configs,
     )
     if stores.metadata.get_namespace(name) is not None:
@@ -120,9 +178,10 @@ def update_namespace(
         merged = {e["feature_extractor_id"]: e for e in [*ns.feature_extractors, *added]}
         changes["feature_extractors"] = list(merged.values())
     if body.get("payload_indexes") is not None:
-        changes["payload_indexes"] = body["payload_indexes"]
+        changes["payload_indexes"] = _payload_indexes(body["payload_indexes"])
     updated = ns.model_copy(update=changes)
     stores.metadata.update_namespace(updated)
+    apply_namespace_indexes(stores, updated)
     return updated
 
 
