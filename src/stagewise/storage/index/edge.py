@@ -27,7 +27,7 @@ from qdrant_edge import (
     UpdateOperation,
 )
 
-from stagewise.domain.filters import FilterNode, matches, values_at
+from stagewise.domain.filters import FilterNode, fields_of, matches, values_at
 from stagewise.domain.records import CollectionRecord
 from stagewise.ids import point_id
 from stagewise.storage.index.layout import (
@@ -54,6 +54,8 @@ from stagewise.storage.protocols import (
 _SCROLL_PAGE = 1000
 FACET_SCAN_LIMIT = 10_000  # points a facet over an unindexed field may scan
 _FACET_KINDS = frozenset({"keyword", "integer", "bool"})  # index kinds the engine facets on
+# Index kinds whose values give HNSW filter-aware links (measured; see _dense_path).
+_LINKED_KINDS = frozenset({"keyword", "integer", "bool", "uuid"})
 
 
 def _facetable(value: Any) -> bool:
@@ -250,13 +252,15 @@ class EdgeSearchIndex:
         return out
 
     def _dense_path(
-        self, collection_id: str, compiled: CompiledFilter | None
+        self, collection_id: str, node: FilterNode | None, compiled: CompiledFilter | None
     ) -> tuple[str | None, tuple[str, ...]]:
-        """How a filtered dense search must run over this shard to stay correct (measured at
-        100k, 10% filter, HNSW built: recall@10 0.999 with filter-aware links; without a
-        payload index 0.27 whether plain or ACORN, exact 1.0 at ~70 ms; an id set or an index
-        added after the build: ACORN 0.996)."""
-        if compiled is None:
+        """How a filtered dense search must run over this shard to stay correct. Measured at
+        100k, 10% filters, HNSW built (docs/architecture.md): keyword or integer indexes
+        built before the graph give it filter-aware links (recall 0.99+ as is); a float index
+        does not (an equality kept 0.25 of its hits, ACORN 0.997), nor does an index added
+        after the build; without any index the planner cannot even estimate the filter
+        (recall 0.27, ACORN too) and only an exact scan is right (1.0, ~70 ms)."""
+        if compiled is None or node is None:
             return None, ()
         unindexed = tuple(sorted(compiled.unindexed)) if compiled.residual is None else ()
         if int(self.shard(collection_id).info().indexed_vectors_count) == 0:
@@ -264,6 +268,9 @@ class EdgeSearchIndex:
         if unindexed:
             return "exact", unindexed
         if compiled.residual is not None or self.needs_rebuild(collection_id):
+            return "acorn", ()
+        kinds = self.indexed_fields(collection_id)
+        if any(normalize_index_kind(kinds.get(f)) not in _LINKED_KINDS for f in fields_of(node)):
             return "acorn", ()
         return "indexed", ()
 
@@ -289,7 +296,7 @@ class EdgeSearchIndex:
                 plans.append(("exact" if compiled is not None else None, ()))
             else:
                 query = Query.Nearest(list(req.vector or []), using=req.vector_name)
-                path, unindexed = self._dense_path(collection_id, compiled)
+                path, unindexed = self._dense_path(collection_id, req.filter, compiled)
                 plans.append((path, unindexed))
                 params = dense_search_params(
                     req.limit, acorn=path == "acorn", exact=path == "exact" and bool(unindexed)
