@@ -177,15 +177,13 @@ class FeatureSearch(Stage):
         if not to_embed:
             return use
         embedder = ctx.stores.embedder
-
-        def compute(batch: list[str]) -> Any:
-            ctx.budget.charge(CREDITS_PER_EMBEDDING * len(batch))
-            return embedder.embed(batch)
-
         ordered = list(dict.fromkeys(text for _, text in to_embed))
+        # Charged per distinct text whether or not the cache serves it: credits are a
+        # deterministic price (docs/credits.md), the cache only saves time.
+        ctx.budget.charge(CREDITS_PER_EMBEDDING * len(ordered))
         model = (embedder.label, embedder.name, embedder.dimensions)
         ttl = None if p.cache_ttl_seconds is None else float(p.cache_ttl_seconds)
-        matrix = QUERY_CACHE.embed(model, ordered, compute, use, ttl)
+        matrix = QUERY_CACHE.embed(model, ordered, embedder.embed, use, ttl)
         vectors = {
             text: np.asarray(row, dtype=np.float32).tolist()
             for text, row in zip(ordered, matrix, strict=True)
