@@ -17,6 +17,9 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field, model_validator
+
+from stagewise.pipeline.stage import StageParams
 
 Vector = NDArray[np.float64]
 CacheBehavior = Literal["auto", "disabled", "aggressive"]
@@ -43,6 +46,25 @@ AGGRESSIVE_REFUSED = (
     "cache_behavior 'aggressive' is not implemented: this stage caches only embeddings, "
     "which are deterministic ('auto', the default), or nothing ('disabled')"
 )
+
+
+class CachedStageParams(StageParams):
+    """The cache parameters of a stage that keeps embeddings here."""
+
+    cache_behavior: Literal["auto", "disabled", "aggressive"] | None = Field(
+        default=None,
+        description="auto: reuse cached embeddings; disabled: embed every time; aggressive: "
+        "refused (only deterministic embeddings are cached)",
+    )
+    cache_ttl_seconds: int | None = Field(
+        default=None, ge=0, description="Oldest cached embedding this stage reuses"
+    )
+
+    @model_validator(mode="after")
+    def _cache_implemented(self) -> CachedStageParams:
+        if self.cache_behavior == "aggressive":
+            raise ValueError(AGGRESSIVE_REFUSED)
+        return self
 
 
 class EmbeddingCache:

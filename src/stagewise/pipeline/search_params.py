@@ -7,9 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from stagewise.pipeline.embed_cache import AGGRESSIVE_REFUSED
+from stagewise.pipeline.embed_cache import CachedStageParams
 from stagewise.pipeline.search_extras import FacetConfig, GroupByConfig
-from stagewise.pipeline.stage import StageParams
 
 
 class _Model(BaseModel):
@@ -51,7 +50,7 @@ def _refuse_unimplemented(values: dict[str, Any]) -> None:
             raise ValueError(f"{name} is not implemented in this build; remove it")
 
 
-class FeatureSearchParams(StageParams):
+class FeatureSearchParams(CachedStageParams):  # its cache: query embeddings
     searches: list[FeatureSearchConfig] = Field(default_factory=list, max_length=10)
     final_top_k: int = Field(default=25, ge=1, le=5000)
     fusion: Literal["rrf", "dbsf", "weighted", "max"] = "rrf"
@@ -76,14 +75,6 @@ class FeatureSearchParams(StageParams):
     query_preprocessing: dict[str, Any] | None = Field(
         default=None, description="Not implemented (media decomposition): refused when set"
     )
-    cache_behavior: Literal["auto", "disabled", "aggressive"] | None = Field(
-        default=None,
-        description="auto: reuse query embeddings; disabled: embed every time; aggressive: "
-        "refused (only deterministic embeddings are cached)",
-    )
-    cache_ttl_seconds: int | None = Field(
-        default=None, ge=0, description="Oldest cached query embedding this stage reuses"
-    )
 
     @model_validator(mode="after")
     def _implemented(self) -> FeatureSearchParams:
@@ -93,6 +84,4 @@ class FeatureSearchParams(StageParams):
         _refuse_unimplemented({"query_preprocessing": self.query_preprocessing})
         for search in self.searches:
             _refuse_unimplemented({"query_preprocessing": search.query_preprocessing})
-        if self.cache_behavior == "aggressive":
-            raise ValueError(AGGRESSIVE_REFUSED)
         return self

@@ -39,14 +39,13 @@ from pydantic import Field, field_validator, model_validator
 from stagewise.embeddings.base import Embedder
 from stagewise.errors import StageFailed, ValidationFailed
 from stagewise.pipeline.docpath import get_field, set_field
-from stagewise.pipeline.embed_cache import AGGRESSIVE_REFUSED, CacheUse, EmbeddingCache
+from stagewise.pipeline.embed_cache import CachedStageParams, CacheUse, EmbeddingCache
 from stagewise.pipeline.registry import register
 from stagewise.pipeline.stage import (
     Candidate,
     Category,
     Stage,
     StageContext,
-    StageParams,
     StageResult,
 )
 from stagewise.pipeline.templating import has_template, render_value, scope
@@ -65,7 +64,7 @@ WINDOW_CACHE = EmbeddingCache(WINDOW_CACHE_SIZE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
-class RerankParams(StageParams):
+class RerankParams(CachedStageParams):  # its cache: document window embeddings
     inference_name: str | None = Field(
         default="BAAI__bge_reranker_v2_m3",
         description="Requested reranker; recorded beside the scorer actually used",
@@ -102,14 +101,6 @@ class RerankParams(StageParams):
     learning_config: dict[str, Any] | None = Field(
         default=None, description="Not implemented: refused"
     )
-    cache_behavior: Literal["auto", "disabled", "aggressive"] | None = Field(
-        default=None,
-        description="auto: reuse document window embeddings; disabled: embed every time; "
-        "aggressive: refused (only deterministic embeddings are cached)",
-    )
-    cache_ttl_seconds: int | None = Field(
-        default=None, ge=0, description="Oldest cached window embedding this stage reuses"
-    )
     hard_timeout_ms: int | None = Field(
         default=None,
         ge=1,
@@ -122,8 +113,6 @@ class RerankParams(StageParams):
         for name in ("decision_model", "relevance_criteria", "learning_config"):
             if getattr(self, name):
                 raise ValueError(f"{name} is not implemented in this build; remove it")
-        if self.cache_behavior == "aggressive":
-            raise ValueError(AGGRESSIVE_REFUSED)
         return self
 
     @field_validator("query", mode="before")
