@@ -6,9 +6,9 @@ from __future__ import annotations
 import random
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from stagewise.domain.filters import FilterNode
+from stagewise.domain.filters import FilterNode, parse_path
 from stagewise.pipeline.candidates import doc_from_payload
 from stagewise.pipeline.docpath import get_field
 from stagewise.pipeline.stage import Candidate, StageContext
@@ -23,6 +23,14 @@ class FacetConfig(BaseModel):
     key: str
     limit: int = Field(default=10, ge=1, le=1000)
     exact: bool = False
+
+    @field_validator("key")
+    @classmethod
+    def _a_field_path(cls, key: str) -> str:
+        # Checked once rendered: a templated key is validated when the run renders it.
+        if parse_path(key) is None:
+            raise ValueError(f"facet key '{key}' is not a field path such as 'metadata.color'")
+        return key
 
 
 class GroupByConfig(BaseModel):

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy.exc
 from pydantic import ValidationError
 
-from stagewise.domain.filters import parse_filter, values_at
+from stagewise.domain.filters import parse_filter, parse_path, values_at
 from stagewise.domain.pipeline_records import RetrieverRecord
 from stagewise.domain.records import CollectionRecord, NamespaceRecord
 from stagewise.errors import Conflict, NotFound, ValidationFailed
@@ -238,8 +238,10 @@ def filter_index_plan(
             )
         if config["stage_id"] == "feature_search":
             for facet in params.get("facets") or []:
-                if isinstance(facet, dict) and isinstance(facet.get("key"), str):
-                    wanted.setdefault(facet["key"], "keyword")
+                key = facet.get("key") if isinstance(facet, dict) else None
+                # A templated key names its field per execution: nothing to index in advance.
+                if isinstance(key, str) and not has_template(key) and parse_path(key):
+                    wanted.setdefault(key, "keyword")
         for leaf in _filter_leaves(trees):
             field = leaf.get("field")
             if not isinstance(field, str) or has_template(field):

@@ -226,11 +226,13 @@ class FeatureSearch(Stage):
             planned.append(pairs)
         cache = self._embed(ctx, to_embed)
         answers: dict[str, list[SearchAnswer]] = {}
+        timed_out: set[str] = set()
         degraded: list[dict[str, Any]] = []
         for collection_id, batch in by_collection.items():
             ctx.budget.check()
             if deadline is not None and time.perf_counter() > deadline:
                 degraded.append(_timed_out(targets[collection_id], p.hard_timeout_ms))
+                timed_out.add(collection_id)
                 answers[collection_id] = [SearchAnswer([]) for _ in batch]
                 continue
             answers[collection_id] = ctx.stores.index.search(collection_id, batch)
@@ -296,7 +298,8 @@ class FeatureSearch(Stage):
         result = StageResult(
             out,
             metadata=metadata,
-            considered=self._pool(ctx, list(targets.values())),
+            # Collections skipped past hard_timeout_ms were not considered.
+            considered=self._pool(ctx, [c for cid, c in targets.items() if cid not in timed_out]),
             stage_cache_hit=cache.served_from_cache,
             degraded=degraded,
         )
