@@ -43,12 +43,6 @@ NO_CACHE = ("attribute_filter", "sort_attribute", "document_enrich")
 STAGE_ALLOWLIST = {
     **{f"{kind}.stage_id": "type tag of the stage" for kind in (*NO_CACHE, "feature_search")},
     "rerank.stage_id": "type tag of the stage",
-    **{
-        f"{kind}.{flag}": "no cache"
-        for kind in NO_CACHE
-        for flag in ("stage_cache_hit", "cache_hit")
-    },
-    "attribute_filter.metadata.scan_limit": "echo of the first-stage scan bound (1,000)",
     "document_enrich.metadata.target_field": "echo of the join's parameter",
     "document_enrich.metadata.strategy": "echo of the join's parameter",
     "document_enrich.metadata.target_collection_id": "identity of the one joined collection",
@@ -457,7 +451,7 @@ def test_efficiency_is_output_over_input_and_credits_add_up(runs: Runs) -> None:
             continue
         n_in, n_out = stats["input_count"], stats["output_count"]
         assert stats["efficiency"] == pytest.approx(n_out / n_in if n_in else 0.0), stats
-        assert stats["cache_hit"] is stats["stage_cache_hit"]
+        assert stats.get("cache_hit") is stats.get("stage_cache_hit")
     for run in runs.executes:
         body = run.raw
         if body["cache_hit"]:
@@ -469,17 +463,23 @@ def test_efficiency_is_output_over_input_and_credits_add_up(runs: Runs) -> None:
 
 
 def test_a_first_stage_considers_every_document_of_its_collections(runs: Runs) -> None:
-    pools = {"fresh": 5, "keyset, more documents": 12, "filter scan": 5, "degraded": 3}
+    # The degraded run passed hard_timeout_ms before searching: it considered nothing.
+    pools = {"fresh": 5, "keyset, more documents": 12, "filter scan": 5, "degraded": 0}
     by_label = dict(zip(runs.labels, runs.executes, strict=True))
     for label, pool in pools.items():
         first = next(iter(by_label[label].raw["stage_statistics"]["stages"].values()))
         assert first["input_count"] == pool, label
 
 
-def test_stages_without_a_cache_never_claim_one(runs: Runs) -> None:
+def test_stages_without_a_cache_say_nothing_of_one(runs: Runs) -> None:
+    seen = 0
     for stats in runs.stats():
         if stats["stage_id"] in NO_CACHE:
-            assert stats["stage_cache_hit"] is False and stats["cache_hit"] is False
+            seen += 1
+            assert "stage_cache_hit" not in stats and "cache_hit" not in stats
+        elif "error" not in stats:  # a failed stage served nothing, from a cache or not
+            assert stats["stage_cache_hit"] is stats["cache_hit"]
+    assert seen
 
 
 def test_the_leaf_walk_reads_stage_statistics_by_kind() -> None:

@@ -97,8 +97,6 @@ def run_stages(
             "output_count": 0,
             "duration_ms": 0.0,
             "efficiency": 0.0,
-            "stage_cache_hit": False,
-            "cache_hit": False,
             "stage_id": config["stage_id"],
             "metadata": {},
         }
@@ -188,11 +186,13 @@ def run_stages(
             output_count=len(candidates),
             duration_ms=(time.perf_counter() - started) * 1000.0,
             efficiency=(len(candidates) / stats["input_count"]) if stats["input_count"] else 0.0,
-            stage_cache_hit=result.stage_cache_hit,
-            cache_hit=result.stage_cache_hit,
             metadata=result.metadata,
             credits=budget.credits_used - credits_before,
         )
+        if stage_cls is not None and stage_cls.keeps_cache:
+            # Only a stage with a cache of its own can say whether it served the run;
+            # `cache_hit` is the SDK's deprecated alias of the same flag.
+            stats["stage_cache_hit"] = stats["cache_hit"] = result.stage_cache_hit
         outcome.stage_statistics[name] = stats
         outcome.stages_completed += 1
         if progress:

@@ -160,6 +160,8 @@ class Stage:
     Params: ClassVar[type[StageParams]]
     # Credits charged per candidate processed; documented in docs/credits.md.
     credits_per_document: ClassVar[float] = 0.0
+    # True for a stage with a cache of its own (its statistics then say if it served the run).
+    keeps_cache: ClassVar[bool] = False
     # Parameters the stage renders itself, per document (the runner leaves them as written,
     # so inputs are never spliced into template source).
     per_document_params: ClassVar[frozenset[str]] = frozenset()

@@ -253,6 +253,7 @@ def execution_profile(
                     "stage_cache_hit",
                     "error",
                 )
+                if k in s  # a stage without a cache, or without an error, has no such key
             },
         }
         for name, s in x.stage_statistics.items()

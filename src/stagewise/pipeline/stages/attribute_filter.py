@@ -88,6 +88,7 @@ class AttributeFilter(Stage):
         # filters join in the engine only when the comparison is case-sensitive anyway.
         engine = node if p.case_insensitive else combine_and(node, ctx.stage_filter)
         scanned: list[Candidate] = []
+        clamped: list[str] = []  # collections with more matches than the scan bound
         for col in ctx.collections:
             hits = ctx.stores.index.scroll(
                 col.collection_id,
@@ -95,13 +96,15 @@ class AttributeFilter(Stage):
                 FIRST_STAGE_SCAN_LIMIT,
                 case_insensitive=p.case_insensitive,
             )
+            if len(hits) == FIRST_STAGE_SCAN_LIMIT:
+                clamped.append(col.collection_id)
             scanned.extend(candidates_from_hits(col.collection_id, hits, scored=False))
         if p.case_insensitive and ctx.stage_filter is not None:
             outer = ctx.stage_filter
             scanned = [c for c in scanned if matches(outer, c.public())]
         considered = sum(ctx.stores.index.count(col.collection_id) for col in ctx.collections)
-        return StageResult(
-            scanned,
-            metadata={"mode": "index_scan", "scan_limit": FIRST_STAGE_SCAN_LIMIT},
-            considered=considered,
-        )
+        metadata: dict[str, Any] = {"mode": "index_scan"}
+        if clamped:  # said only when the bound cut something off
+            metadata["scan_limit"] = FIRST_STAGE_SCAN_LIMIT
+            metadata["scan_limit_reached_in"] = clamped
+        return StageResult(scanned, metadata=metadata, considered=considered)

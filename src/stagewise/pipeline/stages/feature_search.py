@@ -69,6 +69,7 @@ class FeatureSearch(Stage):
     )
     icon: ClassVar[str] = "search"
     Params = FeatureSearchParams
+    keeps_cache: ClassVar[bool] = True
 
     @classmethod
     def validate_for(cls, params: StageParams, collections: list[CollectionRecord]) -> None:

@@ -297,6 +297,7 @@ class Rerank(Stage):
     )
     icon: ClassVar[str] = "list-ordered"
     Params = RerankParams
+    keeps_cache: ClassVar[bool] = True
     credits_per_document: ClassVar[float] = 0.0  # charged per scored pair instead
 
     def _query(self, ctx: StageContext) -> str:
