@@ -290,8 +290,8 @@ class FeatureSearch(Stage):
             ctx.warnings.append(
                 "feature_search: no payload index on "
                 f"{', '.join(filtering['unindexed_fields'])}, so the filtered search scanned "
-                "every point (exact, slower); filter on the field in a retriever's stage "
-                "(pre_filters or attribute_filter) to have it indexed"
+                "every point (exact, slower); declare it in the namespace's payload_indexes, "
+                "or filter on it in a retriever's stage, to have it indexed"
             )
         if p.group_by is not None:
             out = extras.group(out, p.group_by)
