@@ -3,25 +3,18 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from tests.conftest import ADMIN_KEY
+from tests.support.pg import admin_engine, drop_database, fresh_database
 from tests.support.server import ServerHandle
 
 pytestmark = [pytest.mark.api]
-
-PG_ADMIN_URL = os.environ.get(
-    "STAGEWISE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 
 
 def _setup(handle: ServerHandle, namespace: str = "health") -> tuple[httpx.Client, dict[str, str]]:
@@ -100,22 +93,12 @@ def test_a_shard_that_does_not_answer_degrades_deep_health(
 @pytest.fixture
 def pg_database_url() -> Iterator[str]:
     """A fresh PostgreSQL database for one server; dropped afterwards if still there."""
-    driver = "postgresql+psycopg://" + PG_ADMIN_URL.removeprefix("postgresql://")
-    engine = sa.create_engine(
-        driver,
-        isolation_level="AUTOCOMMIT",
-        poolclass=NullPool,
-        connect_args={"connect_timeout": 5},
-    )
-    name = f"stagewise_health_{uuid.uuid4().hex[:16]}"
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin = admin_engine()
     try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        with fresh_database(admin, "stagewise_health") as url:
+            yield url
     finally:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        engine.dispose()
+        admin.dispose()
 
 
 @pytest.mark.postgres
@@ -127,11 +110,9 @@ def test_a_metadata_store_outage_degrades_deep_health(
     assert admin.get("/v1/health/deep").status_code == 200
 
     # A real outage: the server's database is dropped under it (its sessions terminated).
-    driver = "postgresql+psycopg://" + PG_ADMIN_URL.removeprefix("postgresql://")
-    engine = sa.create_engine(driver, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    name = make_url(pg_database_url).database
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+    name = str(make_url(pg_database_url).database)
+    engine = admin_engine()
+    drop_database(engine, name)
     engine.dispose()
 
     resp = admin.get("/v1/health/deep")

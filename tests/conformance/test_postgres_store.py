@@ -8,39 +8,23 @@ Override the server with STAGEWISE_TEST_POSTGRES_URL (a URL of its `postgres` da
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.pool import NullPool
 
 from stagewise.storage.sql.store import SqlMetadataStore
 from stagewise.testing.metadata_store import MetadataStoreConformance
+from tests.support.pg import ADMIN_URL, admin_engine, fresh_database
 
 pytestmark = pytest.mark.postgres
-
-ADMIN_URL = os.environ.get(
-    "STAGEWISE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-
-
-def _driver_url(url: str) -> str:
-    return "postgresql+psycopg://" + url.removeprefix("postgresql://")
 
 
 @pytest.fixture(scope="module")
 def pg_admin() -> Iterator[Engine]:
     """An autocommit engine on the `postgres` database (CREATE/DROP DATABASE need autocommit)."""
-    engine = sa.create_engine(
-        _driver_url(ADMIN_URL),
-        isolation_level="AUTOCOMMIT",
-        poolclass=NullPool,
-        connect_args={"connect_timeout": 5},
-    )
+    engine = admin_engine()
     problem: str | None = None
     try:
         with engine.connect() as conn:
@@ -62,14 +46,8 @@ def pg_admin() -> Iterator[Engine]:
 @pytest.fixture
 def pg_database_url(pg_admin: Engine) -> Iterator[str]:
     """A fresh, uniquely named database for one test; dropped afterwards."""
-    name = f"stagewise_conformance_{uuid.uuid4().hex[:16]}"
-    with pg_admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with pg_admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(pg_admin, "stagewise_conformance") as url:
+        yield url
 
 
 class TestPostgresMetadataStore(MetadataStoreConformance):
