@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from stagewise.config import Settings
+
+if TYPE_CHECKING:
+    from stagewise.storage.sql.store import SqlMetadataStore
 
 app = typer.Typer(help="Stagewise: a self-hosted retrieval engine that speaks the Mixpeek API.")
 keys_app = typer.Typer(help="Manage API keys.")
@@ -63,6 +69,31 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, http="httptools")
 
 
+@contextmanager
+def _key_store(data_dir: Path | None) -> Iterator[SqlMetadataStore]:
+    """The server's own database, opened directly: what a command writes is what the next
+    request reads, whichever process serves it (keys are never cached)."""
+    from stagewise.storage.sql.store import SqlMetadataStore
+
+    settings = _settings(data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqlMetadataStore(settings.resolved_database_url())
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _namespace_id(store: SqlMetadataStore, namespace: str | None) -> str | None:
+    if not namespace:
+        return None
+    ns = store.get_namespace(namespace)
+    if ns is None:
+        console.print(f"[red]namespace '{namespace}' not found[/red]")
+        raise typer.Exit(1)
+    return ns.namespace_id
+
+
 @keys_app.command("create")
 def create_key(
     namespace: Annotated[
@@ -70,30 +101,95 @@ def create_key(
     ] = None,
     read_only: Annotated[bool, typer.Option("--read-only", help="Only allow reads")] = False,
     name: Annotated[str, typer.Option(help="A label for the key")] = "",
+    expires_at: Annotated[
+        datetime | None,
+        typer.Option(
+            "--expires-at",
+            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+            help="Expire at this instant (ISO-8601; without an offset, UTC)",
+        ),
+    ] = None,
+    ttl_seconds: Annotated[
+        int | None, typer.Option("--ttl-seconds", help="Expire this many seconds from now")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
+    from stagewise.errors import ValidationFailed
     from stagewise.services import keys
-    from stagewise.storage.sql.store import SqlMetadataStore
 
-    settings = _settings(data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = SqlMetadataStore(settings.resolved_database_url())
     try:
-        namespace_id = None
-        if namespace:
-            ns = store.get_namespace(namespace)
-            if ns is None:
-                console.print(f"[red]namespace '{namespace}' not found[/red]")
-                raise typer.Exit(1)
-            namespace_id = ns.namespace_id
+        expiry = keys.resolve_expiry(expires_at, ttl_seconds)
+    except ValidationFailed as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from exc
+    with _key_store(data_dir) as store:
         secret, record = keys.create_key(
-            store, name=name, namespace_id=namespace_id, read_only=read_only
+            store,
+            name=name,
+            namespace_id=_namespace_id(store, namespace),
+            read_only=read_only,
+            expires_at=expiry,
         )
-    finally:
-        store.close()
     console.print(f"key id: {record.key_id}", style="dim", highlight=False)
     typer.echo(secret)
+
+
+@keys_app.command("list")
+def list_keys(
+    namespace: Annotated[
+        str | None, typer.Option(help="Only the keys bound to this namespace (name or id)")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """List the keys, revoked and expired ones included. Secrets are never shown (only their
+    first characters, to tell them apart)."""
+    from rich import box
+    from rich.table import Table
+
+    from stagewise.services import keys
+
+    with _key_store(data_dir) as store:
+        found = keys.list_keys(store, namespace_id=_namespace_id(store, namespace))
+        names = {ns.namespace_id: ns.namespace_name for ns in store.list_namespaces()}
+    # Only the free-text columns wrap: ids and prefixes get copied from here, and the short
+    # fixed values are read at a glance.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for column in ("key id", "prefix", "name", "role", "namespace", "status", "expires (UTC)"):
+        table.add_column(column, no_wrap=column not in ("name", "namespace"))
+    for k in found:
+        info = keys.describe(k)
+        table.add_row(
+            k.key_id,
+            k.key_prefix,
+            k.name,
+            info["role"],
+            names.get(k.namespace_id, k.namespace_id) if k.namespace_id else "(all)",
+            info["status"],
+            f"{k.expires_at:%Y-%m-%d %H:%M}" if k.expires_at else "",
+        )
+    console.print(table)
+    console.print(f"{len(found)} key(s)", style="dim")
+
+
+@keys_app.command("revoke")
+def revoke_key(
+    key_id: Annotated[str, typer.Argument(help="The key's id (key_...), as `keys list` shows")],
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke a key: refused from the next request on, by every server process."""
+    from stagewise.errors import NotFound
+    from stagewise.ids import iso
+    from stagewise.services import keys
+
+    with _key_store(data_dir) as store:
+        try:
+            record = keys.revoke_key(store, key_id)
+        except NotFound as exc:
+            console.print(f"[red]key '{key_id}' not found[/red]")
+            raise typer.Exit(1) from exc
+    # Revoking a revoked key changes nothing and shows the first revocation's time.
+    console.print(f"revoked {record.key_id} at {iso(record.revoked_at)}", highlight=False)
 
 
 @db_app.command("upgrade")

@@ -18,7 +18,8 @@ class Settings(BaseSettings):
     admin_key: str | None = None
     # "minilm" (the real local model) or "hash" (a deterministic toy for unit tests only).
     embedder: str = "minilm"
-    max_text_bytes: int = Field(default=1_000_000, ge=1)
+    max_text_bytes: int = Field(default=1_000_000, ge=1)  # any string in a request body
+    max_json_depth: int = Field(default=32, ge=2, le=200)  # nesting of a request body
     max_request_bytes: int = Field(default=32_000_000, ge=1)
     embed_batch_size: int = Field(default=64, ge=1)
     # New points are searched by exact scan until they are in an HNSW index. When this many
@@ -30,6 +31,19 @@ class Settings(BaseSettings):
     # Signs cursors, scroll ids and keyset markers. Unset: generated once and kept in
     # <data_dir>/cursor.secret. Processes that share data must share this value.
     cursor_secret: str | None = Field(default=None, min_length=16)
+    # Bounds on the work one request may ask for (docs/limits.md has the table).
+    max_filter_depth: int = Field(default=10, ge=1, le=64)
+    max_filter_conditions: int = Field(default=256, ge=1)
+    max_in_values: int = Field(default=1024, ge=1)
+    max_template_output_chars: int = Field(default=100_000, ge=1)
+    max_template_render_ms: float = Field(default=250.0, gt=0)
+    max_stages: int = Field(default=32, ge=1)
+    # An execution's deadline when its retriever sets no max_time_ms (and its ceiling).
+    execution_deadline_ms: float = Field(default=60_000.0, gt=0)
+    # Per API key: requests a second (0: off) with bursts, and executions at once (0: off).
+    rate_limit_per_s: float = Field(default=500.0, ge=0)
+    rate_limit_burst: int = Field(default=1000, ge=1)
+    max_concurrent_executions: int = Field(default=64, ge=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -93,3 +93,11 @@ class Unavailable(StagewiseError):
     status = 503
     type = "ServiceUnavailableError"
     code = "unavailable"
+
+
+class RateLimited(StagewiseError):
+    """Past a per-key rate or concurrency limit; details.retry_after_seconds says when."""
+
+    status = 429
+    type = "RateLimitError"
+    code = "rate_limited"

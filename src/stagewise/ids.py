@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 import uuid
 from datetime import UTC, datetime
+
+from stagewise.errors import ValidationFailed
 
 _ALPHABET = string.ascii_lowercase + string.digits
 _POINT_NAMESPACE = uuid.UUID("6f1c3a52-2a43-4d0e-9a57-5b8e3c2f7d10")
@@ -15,6 +18,21 @@ PREFIXES = ("ns_", "col_", "doc_", "ret_", "exec_", "key_", "sk_")
 
 def new_id(prefix: str, length: int = 12) -> str:
     return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+# Ids a client may choose (a namespace's, a BYO document's): never a path, never empty.
+CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+def check_client_id(value: object, field: str) -> str:
+    if not isinstance(value, str) or not CLIENT_ID.match(value):
+        raise ValidationFailed(
+            f"{field} {value!r} is not a valid id: 1 to 128 letters, digits, '_', '-', '.' or "
+            "':', starting with a letter or digit",
+            code="invalid_id",
+            field=field,
+        )
+    return value
 
 
 def new_api_key() -> str:

@@ -1,4 +1,5 @@
-"""API keys: hashed at rest, namespace-bound and read-only keys get 403 where they must."""
+"""API keys: hashed at rest, namespace-bound and read-only keys get 403 where they must, and
+the CLI lists (never showing a secret) and revokes them, effective on the next request."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import sys
 import uuid
 
 import pytest
+from typer.testing import CliRunner
 
+from stagewise.cli import app
+from stagewise.services.keys import hash_key
 from tests.support.server import ServerHandle
 
 pytestmark = [pytest.mark.api]
@@ -82,3 +86,54 @@ def test_keys_create_for_unknown_namespace_fails(server: ServerHandle) -> None:
     )
     assert out.returncode == 1
     assert "not found" in out.stdout
+
+
+def run_cli(*args: str, data_dir: str, code: int = 0) -> str:
+    # Wide enough that rich's table never folds a cell the assertions look for.
+    result = CliRunner().invoke(app, [*args, "--data-dir", data_dir], env={"COLUMNS": "200"})
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_cli_lists_and_revokes_keys_with_effect_on_the_next_request(server: ServerHandle) -> None:
+    data_dir = str(server.data_dir)
+    ns = f"ns-{uuid.uuid4().hex[:8]}"
+    server.client(server.admin_key).post("/v1/namespaces", json={"namespace_name": ns})
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    made = run_cli("keys", "create", "--namespace", ns, "--name", name, data_dir=data_dir)
+    secret = made.strip().splitlines()[-1]
+    key_id = made.split("key id: ")[1].split()[0]
+    client = server.client(secret, namespace=ns)
+    assert client.get("/v1/collections").status_code == 200  # the server has looked it up
+
+    listed = run_cli("keys", "list", "--namespace", ns, data_dir=data_dir)
+    row = next(line for line in listed.splitlines() if key_id in line)
+    assert secret[:10] in row and name in row and ns in row and "active" in row
+    everything = run_cli("keys", "list", data_dir=data_dir)
+    assert key_id in everything
+    assert secret not in everything and hash_key(secret) not in everything
+
+    revoked = run_cli("keys", "revoke", key_id, data_dir=data_dir)
+    assert f"revoked {key_id}" in revoked
+    resp = client.get("/v1/collections")  # the very next request, no restart
+    assert resp.status_code == 401
+    assert resp.json()["error"]["code"] == "revoked_api_key"
+    row = next(
+        line for line in run_cli("keys", "list", data_dir=data_dir).splitlines() if key_id in line
+    )
+    assert "revoked" in row
+    assert f"revoked {key_id}" in run_cli("keys", "revoke", key_id, data_dir=data_dir)
+    assert "not found" in run_cli("keys", "revoke", "key_nope", data_dir=data_dir, code=1)
+
+
+def test_cli_creates_keys_that_expire(server: ServerHandle) -> None:
+    data_dir = str(server.data_dir)
+    made = run_cli("keys", "create", "--ttl-seconds", "3600", data_dir=data_dir)
+    key_id = made.split("key id: ")[1].split()[0]
+    row = next(
+        line for line in run_cli("keys", "list", data_dir=data_dir).splitlines() if key_id in line
+    )
+    assert "active" in row and "admin" in row
+    assert server.client(made.strip().splitlines()[-1]).get("/v1/namespaces").status_code == 200
+    past = run_cli("keys", "create", "--expires-at", "2001-01-01", data_dir=data_dir, code=2)
+    assert "must be in the future" in past

@@ -6,12 +6,13 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stagewise import __version__
-from stagewise.api.errors import error_response, install_error_handlers
+from stagewise.api.errors import UnhandledErrors, install_error_handlers
+from stagewise.api.middleware import BodySizeLimit, RateLimit
 from stagewise.api.responses import JsonResponse
 from stagewise.api.routes import (
     adhoc,
@@ -19,45 +20,34 @@ from stagewise.api.routes import (
     collections,
     documents,
     health,
+    keys,
     namespaces,
     retrievers,
 )
+from stagewise.api.schemas.openapi import build_openapi
 from stagewise.config import Settings
+from stagewise.domain.filters import LIMITS as filter_limits
+from stagewise.pipeline.template_limits import LIMITS as template_limits
 from stagewise.services.context import open_stores
 from stagewise.services.index_builder import IndexBuilder
+from stagewise.services.limits import ExecutionSlots, RateLimiter
 from stagewise.services.startup import recover
 
 log = logging.getLogger("stagewise")
 
 
-class BodySizeLimit:
-    """Refuses a request whose declared Content-Length is over the limit (413). Pure ASGI:
-    Starlette's BaseHTTPMiddleware would wrap every response in a task and memory streams,
-    which cost ~0.7 ms of CPU per request in the profiles (bench/PERF_RESULTS.md)."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"content-length":
-                    if value.isdigit() and int(value) > self.max_bytes:
-                        response = error_response(
-                            413,
-                            f"Request body is {value.decode()} bytes; "
-                            f"the limit is {self.max_bytes}",
-                            "PayloadTooLargeError",
-                            "payload_too_large",
-                        )
-                        await response(scope, receive, send)
-                        return
-                    break
-        await self.app(scope, receive, send)
+def _bound_requests(settings: Settings) -> None:
+    """The process-wide bounds of filters and templates, from the settings."""
+    filter_limits.max_depth = settings.max_filter_depth
+    filter_limits.max_conditions = settings.max_filter_conditions
+    filter_limits.max_in_values = settings.max_in_values
+    template_limits.max_output_chars = settings.max_template_output_chars
+    template_limits.max_render_ms = settings.max_template_render_ms
 
 
 def create_app(settings: Settings) -> FastAPI:
+    _bound_requests(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stores = open_stores(settings)
@@ -73,6 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
         gc.freeze()  # what start-up loaded lives forever: keep it out of every collection
         app.state.stores = stores
         app.state.index_builder = builder
+        app.state.execution_slots = ExecutionSlots(settings.max_concurrent_executions)
         try:
             yield
         finally:
@@ -89,8 +80,20 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        RateLimit, limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    )
+    app.add_middleware(UnhandledErrors)  # added last: the outermost of ours
 
     # adhoc before retrievers: its literal paths must win over /{retriever_id}.
-    for module in (health, namespaces, byo, collections, documents, adhoc, retrievers):
+    for module in (health, namespaces, byo, collections, documents, adhoc, retrievers, keys):
         app.include_router(module.router)
+
+    def openapi() -> dict[str, Any]:
+        # Built once, on first request: FastAPI's schema made true (api/schemas/openapi.py).
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -15,7 +15,7 @@ from stagewise.domain.records import NamespaceRecord
 from stagewise.errors import InvalidRequest
 from stagewise.services.context import Stores
 from stagewise.services.keys import Principal, authenticate
-from stagewise.services.namespaces import get_namespace
+from stagewise.services.namespaces import namespace_for
 
 # The dependencies are `async def`: FastAPI runs a sync dependency in the thread pool, and
 # those hops cost more than the work itself when the reads come from memory.
@@ -39,10 +39,39 @@ async def get_stores(request: Request) -> Stores:
 StoresDep = Annotated[Stores, Depends(get_stores)]
 
 
+# What a read-only key may call: every GET, and the POSTs that only read (lists, and the
+# retriever executions, whose stored records are a log of reads). Any other route is a write,
+# whether or not it declares WriterKey: a new POST route is refused to read-only keys until
+# it is listed here. Route templates, not request paths, so an id can never match.
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_READ_POST_SUFFIXES = ("/list",)
+_READ_POSTS = frozenset(
+    {
+        "/v1/retrievers/execute",
+        "/v1/retrievers/{retriever_id}/execute",
+        "/v1/retrievers/{retriever_id}/execute/batch",
+        "/v1/retrievers/{retriever_id}/execute/explain",
+    }
+)
+
+
+def is_read(method: str, route_path: str | None) -> bool:
+    if method in _READ_METHODS:
+        return True
+    if method != "POST" or route_path is None:
+        return False
+    return route_path in _READ_POSTS or route_path.endswith(_READ_POST_SUFFIXES)
+
+
 async def get_principal(
-    stores: StoresDep, authorization: Annotated[str | None, Header()] = None
+    request: Request, stores: StoresDep, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
-    return await store_read(stores, authenticate, stores, authorization)
+    principal = await store_read(stores, authenticate, stores, authorization)
+    if principal.read_only:
+        route = request.scope.get("route")
+        if not is_read(request.method, getattr(route, "path", None)):
+            principal.require_write()
+    return principal
 
 
 CurrentKey = Annotated[Principal, Depends(get_principal)]
@@ -56,6 +85,14 @@ async def get_writer(principal: CurrentKey) -> Principal:
 WriterKey = Annotated[Principal, Depends(get_writer)]
 
 
+async def get_admin(principal: CurrentKey) -> Principal:
+    principal.require_admin()
+    return principal
+
+
+AdminKey = Annotated[Principal, Depends(get_admin)]
+
+
 async def get_namespace_dep(
     stores: StoresDep,
     principal: CurrentKey,
@@ -67,9 +104,7 @@ async def get_namespace_dep(
             "Select a namespace with the 'X-Namespace' header (its name or id)",
             code="namespace_required",
         )
-    ns = await store_read(stores, get_namespace, stores, identifier=identifier)
-    principal.require_namespace(ns.namespace_id)
-    return ns
+    return await store_read(stores, namespace_for, stores, principal, identifier)
 
 
 NamespaceDep = Annotated[NamespaceRecord, Depends(get_namespace_dep)]

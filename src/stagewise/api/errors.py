@@ -7,10 +7,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stagewise.api.responses import JsonResponse
 from stagewise.errors import StagewiseError
+from stagewise.services.limits import retry_after_header
 
 log = logging.getLogger("stagewise.api")
 
@@ -54,10 +58,27 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves on this path. Starlette's own Allow names only the
+    first route that matched the path, while a path may have one route per method."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        match, _ = route.matches({**request.scope, "method": ""})
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StagewiseError)
     async def _domain(_: Request, exc: StagewiseError) -> JsonResponse:
-        return error_response(exc.status, exc.message, exc.type, exc.code, _jsonable(exc.details))
+        response = error_response(
+            exc.status, exc.message, exc.type, exc.code, _jsonable(exc.details)
+        )
+        retry = exc.details.get("retry_after_seconds")
+        if isinstance(retry, int | float):
+            response.headers["Retry-After"] = retry_after_header(retry)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JsonResponse:
@@ -96,13 +117,43 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = f"No route for {request.method} {request.url.path}"
             code = "route_not_found"
-        elif exc.status_code == 405:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
             message = f"Method {request.method} is not allowed on {request.url.path}"
-        return error_response(exc.status_code, message, type_, code)
+            # RFC 9110: a 405 names the methods the resource supports.
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        response = error_response(exc.status_code, message, type_, code)
+        response.headers.update(headers)
+        return response
 
-    @app.exception_handler(Exception)
-    async def _unhandled(request: Request, exc: Exception) -> JsonResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(
-            500, f"Internal error: {type(exc).__name__}", "InternalError", "internal_error"
-        )
+
+class UnhandledErrors:
+    """A bug (an exception no handler knows) becomes a 500 in the error shape, and the
+    connection stays usable. Starlette's own last-resort handler re-raises after answering,
+    which makes the server drop the kept-alive connection, so the client's next request
+    failed too. Once a response has started nothing can be sent in its place: re-raised."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            response = error_response(
+                500, f"Internal error: {type(exc).__name__}", "InternalError", "internal_error"
+            )
+            await response(scope, receive, send)

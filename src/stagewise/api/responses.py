@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 
-class JsonResponse(Response):
+class JsonResponse(JSONResponse):
+    """A JSONResponse (so FastAPI documents each route's response_model for it, not a
+    string) rendered by orjson."""
+
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:

@@ -786,6 +786,15 @@ def _leaf_value(field: str, op: str, value: Any, where: str) -> LeafValue:
                 field=field,
                 operator=op,
             )
+        if len(value) > LIMITS.max_in_values:
+            raise _fail(
+                f"'{op}' on field '{field}' has {len(value)} values; the limit is "
+                f"{LIMITS.max_in_values}",
+                where,
+                field=field,
+                operator=op,
+                limit=LIMITS.max_in_values,
+            )
         out: list[Scalar] = []
         for v in value:
             s = _check_scalar(v, field, op, where)
@@ -945,6 +954,55 @@ def _parse_node(obj: Any, inputs: Mapping[str, Any] | None, where: str) -> Filte
     return combine_and(*parts)
 
 
+@dataclass
+class FilterLimits:
+    """Bounds on one filter, so that no request makes the server parse or evaluate without
+    end (an `in` of 100,000 values ran past 300 s). Set once per process from the settings."""
+
+    max_depth: int = 10  # AND/OR/NOT groups inside each other
+    max_conditions: int = 256  # leaves in the whole tree
+    max_in_values: int = 1024  # values of one in/nin
+
+
+LIMITS = FilterLimits()
+
+
+def _check_size(obj: Any, where: str) -> None:
+    """Depth and condition count of a filter as written, checked without recursion."""
+    conditions = 0
+    stack: list[tuple[Any, int]] = [(obj, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Mapping):
+            if "field" in node:
+                conditions += 1
+                if conditions > LIMITS.max_conditions:
+                    raise _fail(
+                        f"more than {LIMITS.max_conditions} conditions",
+                        where,
+                        limit=LIMITS.max_conditions,
+                    )
+                continue
+            if depth >= LIMITS.max_depth:
+                raise _fail(
+                    f"groups nest deeper than {LIMITS.max_depth} levels",
+                    where,
+                    limit=LIMITS.max_depth,
+                )
+            # shorthand {"metadata.x": value} entries are conditions too
+            shorthand = [k for k in node if k not in GROUP_KEYS and k != "case_sensitive"]
+            conditions += len(shorthand)
+            if conditions > LIMITS.max_conditions:
+                raise _fail(
+                    f"more than {LIMITS.max_conditions} conditions",
+                    where,
+                    limit=LIMITS.max_conditions,
+                )
+            stack.extend((node[k], depth + 1) for k in GROUP_KEYS if k in node)
+        elif isinstance(node, list):
+            stack.extend((v, depth) for v in node)
+
+
 def parse_filter(
     obj: Any, inputs: Mapping[str, Any] | None = None, *, where: str = "filters"
 ) -> FilterNode | None:
@@ -954,4 +1012,5 @@ def parse_filter(
     offending field and location; ``filter_input_missing`` when a dynamic value refers to an
     input that `inputs` does not provide.
     """
+    _check_size(obj, where)
     return _parse_node(obj, inputs, where)

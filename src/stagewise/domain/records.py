@@ -19,6 +19,18 @@ class ApiKeyRecord(BaseModel):
     namespace_id: str | None = None  # None: valid for every namespace
     read_only: bool = False
     created_at: datetime = Field(default_factory=utc_now)
+    # The secret's first characters ("sk_" and 7 more, as Mixpeek shows them), to tell keys
+    # apart in lists; 214 of the secret's 256 random bits stay unknown.
+    key_prefix: str = ""
+    expires_at: datetime | None = None  # None: never expires
+    revoked_at: datetime | None = None  # set once; a revoked key is kept for the record
+
+    def state(self, now: datetime) -> Literal["active", "revoked", "expired"]:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
 
 
 class NamespaceRecord(BaseModel):

@@ -14,13 +14,20 @@ from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
 
 from stagewise.domain.filters import FilterNode, parse_filter
 from stagewise.errors import ValidationFailed
+from stagewise.pipeline.template_limits import (
+    BoundedSandbox,
+    TemplateLimitExceeded,
+    bounded,
+    joined,
+)
 
 _WHOLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.S)
 _DOC_REF = re.compile(r"\{\{[^}]*\bdoc\b", re.I)
+# Templates that read what only a run produces: documents, context, earlier stages.
+_LATER_SCOPE = re.compile(r"\b(?:doc|context|stage)\b", re.I)
 _NAMESPACES = ("INPUT", "DOC", "CONTEXT", "STAGE", "SECRET")
 
 
@@ -32,8 +39,8 @@ def _time_ago(**kwargs: float) -> str:
     return (datetime.now(UTC) - timedelta(**kwargs)).isoformat().replace("+00:00", "Z")
 
 
-def _make_env() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+def _make_env() -> BoundedSandbox:
+    env = BoundedSandbox(undefined=StrictUndefined, autoescape=False)
     env.filters["slugify"] = _slugify
     env.filters["bool"] = lambda v: (
         str(v).lower() in ("1", "true", "yes", "on") if isinstance(v, str) else bool(v)
@@ -105,11 +112,17 @@ def render_value(value: str, variables: dict[str, Any]) -> Any:
     match = _WHOLE.match(value)
     if match:
         expr = match.group("expr")
-        result = _compiled_expression(expr)(**variables)  # compiling costs ~1 ms: cached
+        compiled = _compiled_expression(expr)  # compiling costs ~1 ms: cached
+        result = bounded(lambda: compiled(**variables))
         if isinstance(result, Undefined):  # a bare expression yields Undefined, not an error
             raise UndefinedError(f"'{expr.strip()}' is undefined")
         return result
-    return _compiled_template(value).render(**variables)
+    return render_template(_compiled_template(value), variables)
+
+
+def render_template(template: Any, variables: dict[str, Any]) -> str:
+    """A compiled template's text, within the output and time limits (template_limits)."""
+    return bounded(lambda: joined(template.generate(**variables)))
 
 
 @dataclass
@@ -198,6 +211,31 @@ def resolve_filter(
     if rendered is _DROP:
         return None
     return parse_filter(rendered, inputs, where=where)
+
+
+def check_request_templates(trees: list[Any], inputs: dict[str, Any]) -> None:
+    """Render, once, every template of a pipeline that depends on the request's inputs alone,
+    so a template past its size or time limit is the request's 422 before any run starts.
+    Templates that read documents or earlier stages are bounded when the run renders them."""
+    variables = scope(inputs=inputs)
+    stack = list(trees)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif has_template(node) and not _LATER_SCOPE.search(node):
+            try:
+                render_value(node, variables)
+            except TemplateLimitExceeded:
+                raise
+            except SecurityError as exc:
+                raise ValidationFailed(
+                    f"Template is not allowed: {exc}", code="template_forbidden"
+                ) from exc
+            except Exception:  # any other failure is the run's to report
+                continue
 
 
 def check_tree_syntax(obj: Any, where: str = "parameters") -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stagewise.domain.filters import parse_path
 from stagewise.domain.pipeline_records import RetrieverRecord
 from stagewise.domain.records import NamespaceRecord
 from stagewise.errors import ValidationFailed
@@ -92,6 +93,13 @@ def typeahead(
         raise ValidationFailed(
             f"typeahead consults at most {MAX_TYPEAHEAD_FIELDS} fields", code="too_many_fields"
         )
+    for field in fields:
+        if parse_path(field) is None:
+            raise ValidationFailed(
+                f"'{field}' is not a field path such as 'metadata.brand'",
+                code="invalid_field",
+                field=field,
+            )
     prefix = q.lower()
     collections = [
         c

@@ -12,6 +12,7 @@ from stagewise.ids import new_id, utc_now
 from stagewise.services.context import Stores
 from stagewise.services.extractors import resolve_extractor
 from stagewise.services.namespaces import namespace_index_kinds, validate_name
+from stagewise.services.records import checked
 
 
 def all_collections(stores: Stores) -> list[CollectionRecord]:
@@ -175,7 +176,7 @@ def update_collection(
         if not isinstance(body["metadata"], dict):
             raise ValidationFailed("metadata must be an object", field="metadata")
         changes["metadata"] = body["metadata"]
-    updated = col.model_copy(update=changes)
+    updated = checked(CollectionRecord, {**col.model_dump(), **changes})
     stores.metadata.update_collection(updated)
     return updated
 

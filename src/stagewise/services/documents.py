@@ -10,7 +10,7 @@ import numpy as np
 
 from stagewise.domain.records import CollectionRecord, DocumentRecord
 from stagewise.errors import NotFound, ValidationFailed
-from stagewise.ids import new_id, utc_now
+from stagewise.ids import check_client_id, new_id, utc_now
 from stagewise.services.context import Stores
 from stagewise.storage.index.payload import (
     RESERVED_FIELDS,
@@ -199,9 +199,7 @@ def delete_document(stores: Stores, *, col: CollectionRecord, document_id: str) 
 
 
 def byo_document(col: CollectionRecord, stores: Stores, raw: dict[str, Any]) -> DocumentRecord:
-    document_id = raw.get("document_id")
-    if not isinstance(document_id, str) or not document_id:
-        raise ValidationFailed("Every document needs a non-empty string document_id")
+    document_id = check_client_id(raw.get("document_id"), "document_id")
     payload = raw.get("payload") or {}
     metadata = raw.get("metadata") or {}
     if not isinstance(payload, dict) or not isinstance(metadata, dict):

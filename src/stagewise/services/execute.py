@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,12 @@ from stagewise.errors import NotFound, ValidationFailed
 from stagewise.ids import iso, new_id, utc_now
 from stagewise.pipeline.runner import ProgressFn, RunOutcome, run_stages
 from stagewise.pipeline.stage import Budget, collection_version
-from stagewise.pipeline.templating import RenderReport, resolve_filter, scope
+from stagewise.pipeline.templating import (
+    RenderReport,
+    check_request_templates,
+    resolve_filter,
+    scope,
+)
 from stagewise.services.context import Stores
 from stagewise.services.inputs import resolve_inputs
 from stagewise.services.pagination import (
@@ -121,6 +127,8 @@ class Plan:
     target: Target | None = None
     cache_key: str | None = None
     request_filter: FilterNode | None = None
+    # Called once the answer is ready, however it ends (releases the key's execution slot).
+    on_done: Callable[[], None] | None = None
 
 
 def _page_size(body: dict[str, Any], target: Target) -> tuple[int, list[str]]:
@@ -157,6 +165,7 @@ def plan(
             raise NotFound("execution", req.execution_id)
         return Plan(req, done=(record, *stored_page(stores, record, req)))
     inputs, interpretation = resolve_inputs(target.input_schema, dict(body.get("inputs") or {}))
+    check_request_templates([spec["config"] for spec in target.stages], inputs)
     filters = body.get("filters") or None
     # Resolved once, with the inputs; a malformed filter is the caller's error: 422, no record.
     report = RenderReport()
@@ -199,17 +208,27 @@ def plan(
 
 
 def finish(stores: Stores, p: Plan, listener: Listener | None = None) -> Answer:
-    """Run a planned execution to its end (completed or failed) and slice the first page."""
-    if p.done is not None:
-        return p.done
-    assert p.record is not None and p.target is not None
-    record = p.record
+    """Run a planned execution to its end (completed or failed) and slice the first page.
+    Whatever happens, the plan's `on_done` (its execution slot) is released."""
     try:
-        results = run_execution(
-            stores, record, p.target.stages, p.target.collection_ids, p.request_filter, listener
-        )
+        if p.done is not None:
+            return p.done
+        assert p.record is not None and p.target is not None
+        record = p.record
+        try:
+            results = run_execution(
+                stores,
+                record,
+                p.target.stages,
+                p.target.collection_ids,
+                p.request_filter,
+                listener,
+            )
+        finally:
+            _live.pop(record.execution_id, None)
     finally:
-        _live.pop(record.execution_id, None)
+        if p.on_done is not None:
+            p.on_done()
     if record.status == "completed" and not record.degraded and p.cache_key is not None:
         _cache.put(p.cache_key, record.execution_id)
     return record, *first_page(results, record, p.req)
@@ -219,8 +238,13 @@ _background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="stagewise-ex
 
 
 def start_in_background(stores: Stores, p: Plan) -> ExecutionRecord:
-    """wait=false: store the run as pending and let a worker thread carry it out."""
-    assert p.record is not None
+    """wait=false: store the run as pending and let a worker thread carry it out.
+
+    The pending record is committed before this returns (a pending record is never written
+    behind, storage/write_behind.py), so the execution_id the caller is answered with
+    survives a crash; the run itself does not, and start-up fails what it finds unfinished
+    (services/startup.py)."""
+    assert p.record is not None and p.record.status == "pending"
     stores.metadata.save_execution(p.record)
     answer = p.record.model_copy(deep=True)  # the worker mutates the live record
     _background.submit(_run_logged, stores, p)
@@ -257,7 +281,11 @@ def run_execution(
     # PROGRESS_SAVE_INTERVAL_S (so fast runs cost one write, slow ones stay observable).
     last_save = time.monotonic()
     limits = record.budget_limits
-    budget = Budget(limits.get("max_credits"), limits.get("max_time_ms"))
+    # No run goes on without end: the server's deadline caps the retriever's own limit.
+    deadline = stores.settings.execution_deadline_ms
+    wanted = limits.get("max_time_ms")
+    max_time = min(float(wanted), deadline) if isinstance(wanted, int | float) else deadline
+    budget = Budget(limits.get("max_credits"), max_time)
 
     def progress(event: str, index: int, name: str, payload: dict[str, Any]) -> None:
         nonlocal last_save

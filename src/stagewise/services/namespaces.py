@@ -10,12 +10,14 @@ import sqlalchemy.exc
 from stagewise.domain.filters import parse_path
 from stagewise.domain.records import NamespaceRecord
 from stagewise.errors import Conflict, NotFound, ValidationFailed
-from stagewise.ids import new_id, utc_now
+from stagewise.ids import CLIENT_ID, check_client_id, new_id, utc_now
 from stagewise.services.context import Stores
 from stagewise.services.extractors import TEXT_EXTRACTOR
+from stagewise.services.keys import Principal
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{2,63}$")
 _METRICS = {"cosine", "euclidean", "dot_product", "dot"}
+MAX_DIMENSIONS = 65_536  # the engine's own bound on a dense vector
 
 
 def validate_name(name: str, *, kind: str, max_len: int) -> None:
@@ -30,8 +32,13 @@ def validate_name(name: str, *, kind: str, max_len: int) -> None:
 
 def _extractors(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     out = []
-    for item in raw or []:
-        name, version = item["feature_extractor_name"], item["version"]
+    for i, item in enumerate(raw or []):
+        name, version = item.get("feature_extractor_name"), item.get("version")
+        if not isinstance(name, str) or not name or not isinstance(version, str) or not version:
+            raise ValidationFailed(
+                f"feature_extractors[{i}] needs a feature_extractor_name and a version",
+                field=f"feature_extractors[{i}]",
+            )
         out.append(
             {
                 "feature_extractor_name": name,
@@ -45,11 +52,23 @@ def _extractors(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
 
 def _vector_configs(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     out = []
-    for item in raw or []:
+    for i, item in enumerate(raw or []):
+        where = f"vector_configs[{i}]"
         metric = item.get("metric") or "cosine"
         if metric not in _METRICS:
-            raise ValidationFailed(f"vector_configs metric '{metric}' is not one of {_METRICS}")
-        out.append({"name": item["name"], "dimension": int(item["dimension"]), "metric": metric})
+            raise ValidationFailed(
+                f"{where}.metric '{metric}' is not one of {sorted(_METRICS)}", field=where
+            )
+        name, dimension = item.get("name"), item.get("dimension")
+        if not isinstance(name, str) or not CLIENT_ID.match(name):
+            raise ValidationFailed(f"{where}.name must be a vector name", field=where)
+        if not isinstance(dimension, int) or isinstance(dimension, bool):
+            raise ValidationFailed(f"{where}.dimension must be an integer", field=where)
+        if not 1 <= dimension <= MAX_DIMENSIONS:
+            raise ValidationFailed(
+                f"{where}.dimension must be within 1..{MAX_DIMENSIONS}", field=where
+            )
+        out.append({"name": name, "dimension": dimension, "metric": metric})
     return out
 
 
@@ -131,7 +150,9 @@ def create_namespace(stores: Stores, *, body: dict[str, Any]) -> NamespaceRecord
     if vector_configs and not extractors:
         mode = "standalone"
     record = NamespaceRecord(
-        namespace_id=body.get("namespace_id") or new_id("ns_"),
+        namespace_id=check_client_id(body["namespace_id"], "namespace_id")
+        if body.get("namespace_id")
+        else new_id("ns_"),
         namespace_name=name,
         description=body.get("description"),
         mode=mode,
@@ -149,6 +170,18 @@ def create_namespace(stores: Stores, *, body: dict[str, Any]) -> NamespaceRecord
             code="namespace_name_taken",
         ) from exc
     return record
+
+
+def namespace_for(stores: Stores, principal: Principal, identifier: str) -> NamespaceRecord:
+    """The namespace `identifier` names, if the principal may use it. A key bound to one
+    namespace gets the same 403 for every other identifier, whether a namespace by that name
+    exists or not: its answers never tell which other namespaces there are."""
+    if principal.namespace_id is None:
+        return get_namespace(stores, identifier=identifier)
+    bound = get_namespace(stores, identifier=principal.namespace_id)
+    if identifier not in (bound.namespace_id, bound.namespace_name):
+        principal.require_namespace("")  # the one refusal, for any other identifier
+    return bound
 
 
 def get_namespace(stores: Stores, *, identifier: str) -> NamespaceRecord:

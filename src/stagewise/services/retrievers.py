@@ -16,6 +16,7 @@ from stagewise.ids import new_id, utc_now
 from stagewise.pipeline.registry import get_stage, known_stage_ids
 from stagewise.pipeline.templating import check_tree_syntax, has_template
 from stagewise.services.context import Stores
+from stagewise.services.records import checked
 from stagewise.storage.index.qdrant_filter import index_requirements
 
 INPUT_TYPES = {
@@ -99,10 +100,18 @@ def normalise_stage(raw: dict[str, Any], index: int) -> dict[str, Any]:
 
 
 def validate_stages(
-    raw_stages: list[dict[str, Any]], collections: list[CollectionRecord]
+    raw_stages: list[dict[str, Any]],
+    collections: list[CollectionRecord],
+    max_stages: int,
 ) -> list[dict[str, Any]]:
     if not raw_stages:
         raise ValidationFailed("A retriever needs at least one stage", code="no_stages")
+    if len(raw_stages) > max_stages:
+        raise ValidationFailed(
+            f"A retriever has at most {max_stages} stages; this one has {len(raw_stages)}",
+            code="too_many_stages",
+            limit=max_stages,
+        )
     stages = [normalise_stage(s, i) for i, s in enumerate(raw_stages)]
     names = [s["stage_name"] for s in stages]
     if len(set(names)) != len(names):
@@ -288,19 +297,24 @@ def create_retriever(
     if not isinstance(name, str) or not name.strip():
         raise ValidationFailed("retriever_name is required", code="invalid_name")
     collections = resolve_collections(stores, ns, list(body.get("collection_identifiers") or []))
-    record = RetrieverRecord(
-        retriever_id=new_id("ret_"),
-        namespace_id=ns.namespace_id,
-        retriever_name=name,
-        description=body.get("description"),
-        collection_ids=[c.collection_id for c in collections],
-        stages=validate_stages(list(body.get("stages") or []), collections),
-        input_schema=validate_input_schema(body.get("input_schema")),
-        budget_limits=body.get("budget_limits"),
-        tags=list(body.get("tags") or []),
-        metadata=dict(body.get("metadata") or {}),
-        display_config=body.get("display_config"),
-        visibility=body.get("visibility"),
+    record = checked(
+        RetrieverRecord,
+        {
+            "retriever_id": new_id("ret_"),
+            "namespace_id": ns.namespace_id,
+            "retriever_name": name,
+            "description": body.get("description"),
+            "collection_ids": [c.collection_id for c in collections],
+            "stages": validate_stages(
+                list(body.get("stages") or []), collections, stores.settings.max_stages
+            ),
+            "input_schema": validate_input_schema(body.get("input_schema")),
+            "budget_limits": body.get("budget_limits"),
+            "tags": body.get("tags") or [],
+            "metadata": body.get("metadata") or {},
+            "display_config": body.get("display_config"),
+            "visibility": body.get("visibility"),
+        },
     )
     if stores.metadata.get_retriever(ns.namespace_id, name) is not None:
         raise Conflict(f"Retriever name '{name}' is already taken", code="retriever_name_taken")
@@ -346,10 +360,15 @@ def patch_retriever(
         collections = resolve_collections(stores, ns, list(body["collection_identifiers"]))
         changes["collection_ids"] = [c.collection_id for c in collections]
     if body.get("stages") is not None or "collection_ids" in changes:
-        changes["stages"] = validate_stages(list(body.get("stages") or r.stages), collections)
+        changes["stages"] = validate_stages(
+            list(body.get("stages") or r.stages), collections, stores.settings.max_stages
+        )
     if body.get("input_schema") is not None:
         changes["input_schema"] = validate_input_schema(body["input_schema"])
-    updated = r.model_copy(update={**changes, "version": r.version + 1, "updated_at": utc_now()})
+    updated = checked(
+        RetrieverRecord,
+        {**r.model_dump(), **changes, "version": r.version + 1, "updated_at": utc_now()},
+    )
     ensure_filter_indexes(stores, updated.stages, collections, updated.input_schema)
     stores.metadata.update_retriever(updated)
     return updated

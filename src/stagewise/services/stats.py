@@ -149,15 +149,22 @@ def namespace_stats(stores: Stores, ns: NamespaceRecord) -> NamespaceStats:
 # ---- deep health
 
 
-def deep_health(stores: Stores, builder: IndexBuilder) -> tuple[bool, dict[str, Any]]:
+def deep_health(
+    stores: Stores, builder: IndexBuilder, *, namespace_id: str | None = None
+) -> tuple[bool, dict[str, Any]]:
     """Whether the metadata store answers a query and every collection's shard answers a
     count, with each check's latency; and, per collection, its index state. Returns
-    (healthy, body)."""
+    (healthy, body). With a namespace_id (a key bound to one namespace) only that
+    namespace's collections are checked and shown: other tenants' ids and counts are theirs."""
     checks: dict[str, dict[str, Any]] = {}
     start = time.perf_counter()
     cols: list[CollectionRecord] | None
     try:
-        cols = all_collections(stores)  # list_namespaces + list_collections: real queries
+        # real queries: list_namespaces + list_collections, or the one namespace's list
+        if namespace_id is None:
+            cols = all_collections(stores)
+        else:
+            cols = stores.metadata.list_collections(namespace_id)
         checks["metadata_store"] = {"status": "ok", "latency_ms": _ms(start)}
     except Exception as exc:  # a probe: any failure of the store is the answer
         cols = None
@@ -198,4 +205,9 @@ def deep_health(stores: Stores, builder: IndexBuilder) -> tuple[bool, dict[str, 
             check["failed"] = failed
         checks["search_index"] = check
     healthy = all(c["status"] == "ok" for c in checks.values())
-    return healthy, {"status": "ok" if healthy else "degraded", "checks": checks, "index": index}
+    return healthy, {
+        "status": "ok" if healthy else "degraded",
+        "checks": checks,
+        "index": index,
+        "scope": {"namespace_id": namespace_id},  # null: every namespace
+    }

@@ -1,10 +1,13 @@
-"""A read-through cache of the small, hot control-plane records (keys, namespaces,
-collections, retrievers) in front of a MetadataStore.
+"""A read-through cache of the small, hot control-plane records (namespaces, collections,
+retrievers) in front of a MetadataStore.
 
 Only for a store that a single process owns (the embedded SQLite default: the index shards
 are locked by one process anyway). Every write through this wrapper drops the cached
 entries of its kind, so reads never see a stale record; writes from another process would
 not be seen, which is why the scale-out (PostgreSQL) configuration does not use it.
+
+API keys are not cached: `stagewise keys revoke` runs in another process, and a revocation or
+expiry must hold on the next request. A key lookup on SQLite costs ~40 us.
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from stagewise.domain.pipeline_records import RetrieverRecord
-from stagewise.domain.records import ApiKeyRecord, CollectionRecord, NamespaceRecord
+from stagewise.domain.records import CollectionRecord, NamespaceRecord
 from stagewise.storage.protocols import MetadataStore
 
 T = TypeVar("T")
 
-_NS, _COL, _RET, _KEY = "namespace", "collection", "retriever", "key"
+_NS, _COL, _RET = "namespace", "collection", "retriever"
 
 
 class CachedMetadataStore:
@@ -47,9 +50,6 @@ class CachedMetadataStore:
                 del self._cache[key]
 
     # reads
-    def get_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
-        return self._get((_KEY, key_hash), lambda: self.inner.get_key_by_hash(key_hash))
-
     def get_namespace(self, identifier: str) -> NamespaceRecord | None:
         return self._get((_NS, identifier), lambda: self.inner.get_namespace(identifier))
 
@@ -66,10 +66,6 @@ class CachedMetadataStore:
         )
 
     # writes: pass through, then forget what they may have changed
-    def create_key(self, key: ApiKeyRecord) -> None:
-        self.inner.create_key(key)
-        self._drop(_KEY)
-
     def create_namespace(self, ns: NamespaceRecord) -> None:
         self.inner.create_namespace(ns)
         self._drop(_NS)
@@ -80,7 +76,7 @@ class CachedMetadataStore:
 
     def delete_namespace(self, namespace_id: str) -> None:
         self.inner.delete_namespace(namespace_id)
-        self._drop(_NS, _COL, _RET, _KEY)
+        self._drop(_NS, _COL, _RET)
 
     def create_collection(self, col: CollectionRecord) -> None:
         self.inner.create_collection(col)

@@ -5,8 +5,14 @@ one transaction, so a search request no longer waits on its own SQL write (~0.8 
 execution in the profiles). Until it is written, and for a while after, the record and its
 ranked results are answered from memory, so GET execution detail of a fresh run costs no SQL
 read. Reads that scan many executions (lists and counts) wait for the queue to drain first,
-so every read sees every acknowledged run. A crash can lose the last few milliseconds of
-execution records, never documents or retrievers (their writes are not delayed).
+so every read sees every acknowledged run.
+
+A pending record is never written behind: it is the acknowledgement of a background run
+(`wait=false`), a promise whose only trace would otherwise be in this process, so it is
+committed before `save_execution` returns. What a crash can lose is the last few
+milliseconds of the other records: a finished blocking run (its answer was already served)
+or a run's progress and outcome; start-up then fails every run it finds pending or
+processing (services/startup.py). Documents and retrievers are never delayed.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ log = logging.getLogger("stagewise.storage")
 
 Results = Sequence[dict[str, Any]] | None
 _TERMINAL = ("completed", "failed")
+_PENDING = "pending"
 _BATCH = 64
 _MAX_RECENT = 5_000  # executions remembered, whatever their result rows
 
@@ -41,6 +48,7 @@ class WriteBehindExecutions:
         self._recent: OrderedDict[str, tuple[ExecutionRecord, Results]] = OrderedDict()
         self._lock = threading.Lock()
         self._queue: queue.Queue[tuple[ExecutionRecord, Results] | None] = queue.Queue(1024)
+        self._closed = False
         self._thread = threading.Thread(target=self._drain, name="stagewise-exec-writer")
         self._thread.daemon = True
         self._thread.start()
@@ -54,6 +62,26 @@ class WriteBehindExecutions:
         # a finished record is never changed again and is queued as it is.
         record = x if x.status in _TERMINAL else x.model_copy(deep=True)
         snapshot = None if results is None else list(results)
+        if record.status == _PENDING:
+            # Committed before returning (see the module docstring). Pending is a run's first
+            # state, so nothing of it is normally queued; if it may be, that goes first, so
+            # the store never steps back to an older record.
+            with self._lock:
+                known = record.execution_id in self._recent
+            if known:
+                self.flush()
+            self.inner.save_execution(record, snapshot)
+            self._replace(record, snapshot)
+            return
+        self._replace(record, snapshot)
+        if self._closed:
+            # Shutting down: nothing drains the queue any more, and a put would block the
+            # run's thread for good once it is full. Start-up fails the unfinished run.
+            log.warning("server stopping: execution %s not written", record.execution_id)
+            return
+        self._queue.put((record, snapshot))
+
+    def _replace(self, record: ExecutionRecord, snapshot: Results) -> None:
         with self._lock:
             known = self._recent.pop(record.execution_id, None)
             if known is not None:
@@ -61,7 +89,6 @@ class WriteBehindExecutions:
             # a record-only update keeps the snapshot already known
             kept = snapshot if snapshot is not None or known is None else known[1]
             self._remember(record, kept)
-        self._queue.put((record, snapshot))
 
     def save_executions(self, items: Sequence[tuple[ExecutionRecord, Results]]) -> None:
         for record, results in items:
@@ -146,6 +173,7 @@ class WriteBehindExecutions:
         self.inner.delete_namespace(namespace_id)
 
     def close(self) -> None:
+        self._closed = True
         self._queue.put(None)
         self._thread.join()
         self.inner.close()

@@ -177,6 +177,64 @@ class MetadataStoreConformance:
             store.create_key(ApiKeyRecord(key_id=new_id("key_"), key_hash="dup", name="second"))
         assert store.get_key_by_hash("dup") == first
 
+    def test_key_expiry_revocation_and_prefix_round_trip(self, store: MetadataStore) -> None:
+        key = ApiKeyRecord(
+            key_id=new_id("key_"),
+            key_hash="e" * 64,
+            key_prefix="sk_abcdefg",
+            created_at=T0,
+            expires_at=T0 + timedelta(days=30, microseconds=7),
+            revoked_at=T0.astimezone(timezone(timedelta(hours=-5))),  # stored as UTC
+        )
+        store.create_key(key)
+        for found in (store.get_key_by_hash("e" * 64), store.get_key(key.key_id)):
+            assert found is not None
+            assert found == key.model_copy(update={"revoked_at": T0})
+            assert found.expires_at is not None and found.revoked_at is not None
+            assert_utc(found.expires_at)
+            assert_utc(found.revoked_at)
+
+    def test_get_and_list_keys(self, store: MetadataStore) -> None:
+        ns = make_namespace()
+        store.create_namespace(ns)
+        made = [
+            ApiKeyRecord(
+                key_id=new_id("key_"),
+                key_hash=f"{i}" * 64,
+                name=f"k{i}",
+                namespace_id=ns.namespace_id if i % 2 else None,
+                read_only=i == 2,
+                created_at=T0 + timedelta(minutes=3 - i),
+            )
+            for i in range(4)
+        ]
+        assert store.list_keys() == []
+        for key in made:
+            store.create_key(key)
+        store.revoke_key(made[1].key_id, T0)
+        listed = store.list_keys()
+        assert [k.key_id for k in listed] == [k.key_id for k in reversed(made)]  # oldest first
+        assert listed[2].revoked_at == T0  # revoked keys are still listed
+        assert store.get_key(made[0].key_id) == made[0]
+        assert store.get_key("key_unknown") is None
+
+    def test_revoke_key_holds_on_the_next_lookup(self, store: MetadataStore) -> None:
+        key = ApiKeyRecord(key_id=new_id("key_"), key_hash="r" * 64, created_at=T0)
+        other = ApiKeyRecord(key_id=new_id("key_"), key_hash="o" * 64, created_at=T0)
+        store.create_key(key)
+        store.create_key(other)
+        # Looked up first, as a request would: a caching backend must not serve this again.
+        assert store.get_key_by_hash("r" * 64) == key
+        at = T0 + timedelta(hours=1)
+        revoked = store.revoke_key(key.key_id, at)
+        assert revoked == key.model_copy(update={"revoked_at": at})
+        assert store.get_key_by_hash("r" * 64) == revoked
+        assert store.get_key(key.key_id) == revoked
+        # Revoking again keeps the first time; other keys are untouched; unknown is None.
+        assert store.revoke_key(key.key_id, at + timedelta(hours=1)) == revoked
+        assert store.get_key_by_hash("o" * 64) == other
+        assert store.revoke_key("key_unknown", at) is None
+
     # ---- namespaces
 
     def test_namespace_create_and_get_by_id_and_name(self, store: MetadataStore) -> None:

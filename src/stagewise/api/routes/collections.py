@@ -4,18 +4,27 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
 
-from stagewise.api.deps import NamespaceDep, StoresDep, WriterKey
+from stagewise.api.deps import NamespaceDep, StoresDep, WriterKey, parse_body
 from stagewise.api.responses import JsonResponse
 from stagewise.api.routes.paging import PageQuery, page_query, slice_page
+from stagewise.api.schemas.bodies import CollectionPatchBody
+from stagewise.api.schemas.openapi import body_doc, errors
 from stagewise.api.schemas.public import collection_public, list_pagination
 from stagewise.api.schemas.requests import CreateCollectionBody, ListBody
+from stagewise.api.schemas.responses import (
+    CollectionDeleted,
+    CollectionList,
+    CollectionResponse,
+    FeatureExtractor,
+)
+from stagewise.api.strict_json import StrictJSONRoute
 from stagewise.domain.records import CollectionRecord, NamespaceRecord
 from stagewise.errors import NotFound
 from stagewise.services import collections as svc
 from stagewise.services import extractors, stats
 from stagewise.services.context import Stores
 
-router = APIRouter(prefix="/v1/collections", tags=["collections"])
+router = APIRouter(prefix="/v1/collections", tags=["collections"], route_class=StrictJSONRoute)
 
 
 def _public_many(stores: Stores, cols: list[CollectionRecord]) -> list[dict[str, Any]]:
@@ -30,17 +39,17 @@ def _public(stores: Stores, col: CollectionRecord) -> dict[str, Any]:
 
 
 # Literal routes come before /{collection_identifier}.
-@router.get("/features")
+@router.get("/features", response_model=list[str])
 def list_features() -> JsonResponse:
     return JsonResponse(extractors.feature_keys())
 
 
-@router.get("/features/extractors")
+@router.get("/features/extractors", response_model=list[FeatureExtractor])
 def list_extractors() -> JsonResponse:
     return JsonResponse(extractors.list_extractors())
 
 
-@router.get("/features/extractors/{feature_extractor_id}")
+@router.get("/features/extractors/{feature_extractor_id}", response_model=FeatureExtractor)
 def get_extractor(feature_extractor_id: str) -> JsonResponse:
     found = extractors.get_extractor(feature_extractor_id)
     if found is None:
@@ -48,7 +57,7 @@ def get_extractor(feature_extractor_id: str) -> JsonResponse:
     return JsonResponse(found)
 
 
-@router.post("")
+@router.post("", response_model=CollectionResponse, responses=errors(409))
 def create_collection(
     body: CreateCollectionBody, stores: StoresDep, ns: NamespaceDep, _: WriterKey
 ) -> JsonResponse:
@@ -91,7 +100,7 @@ def _list(
     )
 
 
-@router.post("/list")
+@router.post("/list", response_model=CollectionList)
 def list_collections(
     stores: StoresDep,
     ns: NamespaceDep,
@@ -101,7 +110,7 @@ def list_collections(
     return _list(stores, ns, pq, body, None, False)
 
 
-@router.get("")
+@router.get("", response_model=CollectionList)
 def list_collections_get(
     stores: StoresDep,
     ns: NamespaceDep,
@@ -112,14 +121,19 @@ def list_collections_get(
     return _list(stores, ns, pq, None, search, include_system)
 
 
-@router.get("/{collection_identifier}")
+@router.get("/{collection_identifier}", response_model=CollectionResponse)
 def get_collection(collection_identifier: str, stores: StoresDep, ns: NamespaceDep) -> JsonResponse:
     return JsonResponse(
         _public(stores, svc.get_collection(stores, ns=ns, identifier=collection_identifier))
     )
 
 
-@router.patch("/{collection_identifier}")
+@router.patch(
+    "/{collection_identifier}",
+    response_model=CollectionResponse,
+    responses=errors(409),
+    openapi_extra=body_doc(CollectionPatchBody),
+)
 def update_collection(
     collection_identifier: str,
     body: Annotated[dict[str, Any], Body()],
@@ -127,11 +141,12 @@ def update_collection(
     ns: NamespaceDep,
     _: WriterKey,
 ) -> JsonResponse:
+    parse_body(CollectionPatchBody, body)  # each key's type: a 422, not a stored bad value
     col = svc.update_collection(stores, ns=ns, identifier=collection_identifier, body=body)
     return JsonResponse(_public(stores, col))
 
 
-@router.delete("/{collection_identifier}")
+@router.delete("/{collection_identifier}", response_model=CollectionDeleted)
 def delete_collection(
     collection_identifier: str, stores: StoresDep, ns: NamespaceDep, _: WriterKey
 ) -> JsonResponse:

@@ -5,11 +5,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
 
-from stagewise.api.deps import NamespaceDep, StoresDep, WriterKey
+from stagewise.api.deps import NamespaceDep, StoresDep, WriterKey, parse_body
 from stagewise.api.responses import JsonResponse
 from stagewise.api.routes.paging import PageQuery, page_query
+from stagewise.api.schemas.bodies import DocumentBody
+from stagewise.api.schemas.openapi import body_doc
 from stagewise.api.schemas.public import document_public, list_pagination
 from stagewise.api.schemas.requests import ListDocumentsBody
+from stagewise.api.schemas.responses import (
+    Deleted,
+    DocumentCount,
+    DocumentList,
+    DocumentResponse,
+)
+from stagewise.api.strict_json import StrictJSONRoute
 from stagewise.domain.records import CollectionRecord, NamespaceRecord
 from stagewise.errors import ValidationFailed
 from stagewise.services import documents as svc
@@ -17,7 +26,11 @@ from stagewise.services.collections import get_collection
 from stagewise.services.context import Stores
 from stagewise.services.document_listing import ListQuery, list_documents, parse_sort
 
-router = APIRouter(prefix="/v1/collections/{collection_identifier}/documents", tags=["documents"])
+router = APIRouter(
+    prefix="/v1/collections/{collection_identifier}/documents",
+    tags=["documents"],
+    route_class=StrictJSONRoute,
+)
 
 
 def _collection(stores: Stores, ns: NamespaceRecord, identifier: str) -> CollectionRecord:
@@ -27,15 +40,16 @@ def _collection(stores: Stores, ns: NamespaceRecord, identifier: str) -> Collect
 CreateBody = Annotated[dict[str, Any], Body()]
 
 
-@router.post("")
+@router.post("", response_model=DocumentResponse, openapi_extra=body_doc(DocumentBody))
 def create_document(
     collection_identifier: str, body: CreateBody, stores: StoresDep, ns: NamespaceDep, _: WriterKey
 ) -> JsonResponse:
+    parse_body(DocumentBody, body)  # each key's type: a 422, not a 500 in the service
     col = _collection(stores, ns, collection_identifier)
     return JsonResponse(document_public(svc.create_document(stores, col=col, body=body)))
 
 
-@router.get("/count")
+@router.get("/count", response_model=DocumentCount)
 def count_documents(
     collection_identifier: str, stores: StoresDep, ns: NamespaceDep
 ) -> JsonResponse:
@@ -110,7 +124,7 @@ def _list(
     )
 
 
-@router.post("/list")
+@router.post("/list", response_model=DocumentList)
 def list_documents_post(
     collection_identifier: str,
     stores: StoresDep,
@@ -126,7 +140,7 @@ def list_documents_post(
     return _list(stores, col, pq, body, _parse_filters(filters), sort, search, return_vectors)
 
 
-@router.get("")
+@router.get("", response_model=DocumentList)
 def list_documents_get(
     collection_identifier: str,
     stores: StoresDep,
@@ -141,7 +155,7 @@ def list_documents_get(
     return _list(stores, col, pq, None, _parse_filters(filters), sort, search, return_vectors)
 
 
-@router.get("/{document_id}")
+@router.get("/{document_id}", response_model=DocumentResponse)
 def get_document(
     collection_identifier: str,
     document_id: str,
@@ -157,13 +171,16 @@ def get_document(
 def _patch(
     stores: Stores, ns: NamespaceRecord, cid: str, document_id: str, body: dict[str, Any]
 ) -> JsonResponse:
+    parse_body(DocumentBody, body)
     col = _collection(stores, ns, cid)
     return JsonResponse(
         document_public(svc.patch_document(stores, col=col, document_id=document_id, body=body))
     )
 
 
-@router.patch("/{document_id}")
+@router.patch(
+    "/{document_id}", response_model=DocumentResponse, openapi_extra=body_doc(DocumentBody)
+)
 def patch_document(
     collection_identifier: str,
     document_id: str,
@@ -175,7 +192,7 @@ def patch_document(
     return _patch(stores, ns, collection_identifier, document_id, body)
 
 
-@router.put("/{document_id}")
+@router.put("/{document_id}", response_model=DocumentResponse, openapi_extra=body_doc(DocumentBody))
 def update_document(
     collection_identifier: str,
     document_id: str,
@@ -187,7 +204,7 @@ def update_document(
     return _patch(stores, ns, collection_identifier, document_id, body)
 
 
-@router.delete("/{document_id}")
+@router.delete("/{document_id}", response_model=Deleted)
 def delete_document(
     collection_identifier: str, document_id: str, stores: StoresDep, ns: NamespaceDep, _: WriterKey
 ) -> JsonResponse:

@@ -5,17 +5,37 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
+from fastapi import Request
 from starlette.responses import StreamingResponse
 
 from stagewise.api.responses import JsonResponse
 from stagewise.services import execute as exe
 from stagewise.services.context import Stores
+from stagewise.services.keys import Principal
 
 _END = object()
+
+
+def guarded(
+    request: Request,
+    principal: Principal,
+    make_plan: Callable[[], exe.Plan],
+    **answer: Any,
+) -> JsonResponse | StreamingResponse:
+    """An execute that holds one of its key's execution slots until its run has ended, in
+    the background or streamed too; past the key's limit a 429 (docs/limits.md)."""
+    release = request.app.state.execution_slots.acquire(principal.key_id)
+    try:
+        plan = make_plan()
+        plan.on_done = release
+        return respond(request.app.state.stores, plan, **answer)
+    except BaseException:
+        release()  # idempotent: a plan that finished released it already
+        raise
 
 
 def respond(
@@ -30,7 +50,7 @@ def respond(
 ) -> JsonResponse | StreamingResponse:
     if stream:
         return StreamingResponse(
-            _events(stores, plan), media_type="text/event-stream", headers=headers
+            _stream(stores, plan), media_type="text/event-stream", headers=headers
         )
     if not wait and plan.done is None:
         record = exe.start_in_background(stores, plan)
@@ -100,3 +120,15 @@ async def _events(stores: Stores, plan: exe.Plan) -> AsyncIterator[bytes]:
         if item is _END:
             return
         yield _sse(item)
+
+
+async def _stream(stores: Stores, plan: exe.Plan) -> AsyncIterator[bytes]:
+    """The events; a stream closed before it began still releases the plan's slot."""
+    began = False
+    try:
+        async for chunk in _events(stores, plan):
+            began = True
+            yield chunk
+    finally:
+        if not began and plan.on_done is not None:
+            plan.on_done()

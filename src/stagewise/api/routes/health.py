@@ -5,21 +5,29 @@ from fastapi import APIRouter, Request
 from stagewise import __version__
 from stagewise.api.deps import CurrentKey, StoresDep
 from stagewise.api.responses import JsonResponse
+from stagewise.api.schemas.responses import DeepHealthResponse, HealthResponse
+from stagewise.api.strict_json import StrictJSONRoute
 from stagewise.services.stats import deep_health
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=StrictJSONRoute)
 
 
-@router.get("/v1/health")
+@router.get("/v1/health", response_model=HealthResponse)
 def health() -> JsonResponse:
     return JsonResponse({"status": "ok", "service": "stagewise", "version": __version__})
 
 
-@router.get("/v1/health/deep")
-def deep_health_route(request: Request, stores: StoresDep, _: CurrentKey) -> JsonResponse:
+@router.get(
+    "/v1/health/deep",
+    response_model=DeepHealthResponse,
+    responses={503: {"model": DeepHealthResponse, "description": "A check failed"}},
+)
+def deep_health_route(request: Request, stores: StoresDep, principal: CurrentKey) -> JsonResponse:
     """Each check is a real read (the metadata store lists the collections, every shard serves
     a count); a failed one is reported with its error and the answer is 503 "degraded". Also
     reports, per collection, the points outside the HNSW index (searched by exact scan) and any
-    index generation being built in the background."""
-    healthy, body = deep_health(stores, request.app.state.index_builder)
+    index generation being built in the background. A key bound to a namespace sees that
+    namespace's collections only; an unbound key (admin, or global read-only) sees all."""
+    builder = request.app.state.index_builder
+    healthy, body = deep_health(stores, builder, namespace_id=principal.namespace_id)
     return JsonResponse(body, status_code=200 if healthy else 503)

@@ -7,15 +7,18 @@ from fastapi import APIRouter, Body, Depends
 from stagewise.api.deps import CurrentKey, StoresDep, WriterKey
 from stagewise.api.responses import JsonResponse
 from stagewise.api.routes.paging import PageQuery, page_query, slice_page
+from stagewise.api.schemas.openapi import errors
 from stagewise.api.schemas.public import list_pagination, namespace_public
 from stagewise.api.schemas.requests import CreateNamespaceBody, ListBody, PatchNamespaceBody
+from stagewise.api.schemas.responses import NamespaceDeleted, NamespaceList, NamespaceResponse
+from stagewise.api.strict_json import StrictJSONRoute
 from stagewise.domain.records import NamespaceRecord
 from stagewise.services import namespaces as svc
 from stagewise.services import stats
 from stagewise.services.context import Stores
 from stagewise.services.keys import Principal
 
-router = APIRouter(prefix="/v1/namespaces", tags=["namespaces"])
+router = APIRouter(prefix="/v1/namespaces", tags=["namespaces"], route_class=StrictJSONRoute)
 
 
 def _public(stores: Stores, ns: NamespaceRecord) -> dict[str, object]:
@@ -52,7 +55,7 @@ def _list(
     )
 
 
-@router.post("")
+@router.post("", response_model=NamespaceResponse, responses=errors(409))
 def create_namespace(
     body: CreateNamespaceBody, stores: StoresDep, principal: WriterKey
 ) -> JsonResponse:
@@ -61,7 +64,7 @@ def create_namespace(
     return JsonResponse(_public(stores, ns))
 
 
-@router.post("/list")
+@router.post("/list", response_model=NamespaceList)
 def list_namespaces(
     stores: StoresDep,
     principal: CurrentKey,
@@ -71,27 +74,25 @@ def list_namespaces(
     return _list(stores, principal, pq, body)
 
 
-@router.get("")
+@router.get("", response_model=NamespaceList)
 def list_namespaces_get(
     stores: StoresDep, principal: CurrentKey, pq: Annotated[PageQuery, Depends(page_query)]
 ) -> JsonResponse:
     return _list(stores, principal, pq, None)
 
 
-@router.get("/{namespace_identifier}")
+@router.get("/{namespace_identifier}", response_model=NamespaceResponse, responses=errors(403))
 def get_namespace(
     namespace_identifier: str, stores: StoresDep, principal: CurrentKey
 ) -> JsonResponse:
-    ns = svc.get_namespace(stores, identifier=namespace_identifier)
-    principal.require_namespace(ns.namespace_id)
+    ns = svc.namespace_for(stores, principal, namespace_identifier)
     return JsonResponse(_public(stores, ns))
 
 
 def _update(
     stores: Stores, principal: Principal, identifier: str, body: PatchNamespaceBody, replace: bool
 ) -> JsonResponse:
-    ns = svc.get_namespace(stores, identifier=identifier)
-    principal.require_namespace(ns.namespace_id)
+    ns = svc.namespace_for(stores, principal, identifier)
     updated = svc.update_namespace(
         stores,
         identifier=ns.namespace_id,
@@ -101,26 +102,25 @@ def _update(
     return JsonResponse(_public(stores, updated))
 
 
-@router.patch("/{namespace_identifier}")
+@router.patch("/{namespace_identifier}", response_model=NamespaceResponse, responses=errors(409))
 def patch_namespace(
     namespace_identifier: str, body: PatchNamespaceBody, stores: StoresDep, principal: WriterKey
 ) -> JsonResponse:
     return _update(stores, principal, namespace_identifier, body, replace=False)
 
 
-@router.put("/{namespace_identifier}")
+@router.put("/{namespace_identifier}", response_model=NamespaceResponse, responses=errors(409))
 def update_namespace(
     namespace_identifier: str, body: PatchNamespaceBody, stores: StoresDep, principal: WriterKey
 ) -> JsonResponse:
     return _update(stores, principal, namespace_identifier, body, replace=True)
 
 
-@router.delete("/{namespace_identifier}")
+@router.delete("/{namespace_identifier}", response_model=NamespaceDeleted)
 def delete_namespace(
     namespace_identifier: str, stores: StoresDep, principal: WriterKey
 ) -> JsonResponse:
-    ns = svc.get_namespace(stores, identifier=namespace_identifier)
-    principal.require_namespace(ns.namespace_id)
+    ns = svc.namespace_for(stores, principal, namespace_identifier)
     svc.delete_namespace(stores, identifier=ns.namespace_id)
     return JsonResponse(
         {

@@ -10,6 +10,8 @@ from fastapi import Query
 from stagewise.api.schemas.requests import ListBody
 from stagewise.errors import InvalidCursor, ValidationFailed
 
+MAX_OFFSET = 10_000  # the deepest any list pages (docs/limits.md)
+
 
 @dataclass
 class PageQuery:
@@ -51,14 +53,20 @@ class PageQuery:
         offset = merged.get("offset")
         if offset is None:
             offset = (merged.get("page", 1) - 1) * limit
+        if offset > MAX_OFFSET:  # a page far past any list: refused, not sent to SQL
+            raise ValidationFailed(
+                f"page and limit reach offset {offset}; the deepest is {MAX_OFFSET}",
+                field="page",
+                limit=MAX_OFFSET,
+            )
         return limit, int(offset), cursor, bool(merged.get("include_total"))
 
 
 def page_query(
     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
     page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
-    offset: Annotated[int | None, Query(ge=0, le=10000)] = None,
-    page: Annotated[int | None, Query(ge=1)] = None,
+    offset: Annotated[int | None, Query(ge=0, le=MAX_OFFSET)] = None,
+    page: Annotated[int | None, Query(ge=1, le=MAX_OFFSET + 1)] = None,
     cursor: str | None = None,
     next_cursor: str | None = None,
     include_total: bool | None = None,

@@ -2,15 +2,45 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 from starlette.responses import StreamingResponse
 
-from stagewise.api.deps import NamespaceDep, StoresDep, WriterKey, store_read
+from stagewise.api.deps import (
+    CurrentKey,
+    NamespaceDep,
+    StoresDep,
+    WriterKey,
+    parse_body,
+    store_read,
+)
 from stagewise.api.responses import JsonResponse
-from stagewise.api.routes.executing import respond
+from stagewise.api.routes.executing import guarded
 from stagewise.api.routes.paging import PageQuery, page_query, slice_page
+from stagewise.api.schemas.bodies import (
+    ExecuteBody,
+    ExecutionListBody,
+    RetrieverBody,
+    RetrieverCloneBody,
+    RetrieverListBody,
+    RetrieverPatchBody,
+)
+from stagewise.api.schemas.execution_responses import (
+    ExecutionList,
+    ExecutionProfile,
+    ExecutionResponse,
+    ExecutionStatus,
+    RetrieverCloned,
+    RetrieverDeleted,
+    RetrieverList,
+    RetrieverResponse,
+    RetrieverUpdated,
+    StageDefinition,
+    TypeaheadResponse,
+)
+from stagewise.api.schemas.openapi import STREAMED, body_doc, errors
 from stagewise.api.schemas.public import list_pagination
 from stagewise.api.schemas.retrievers import execution_summary, retriever_public, status_filter
+from stagewise.api.strict_json import StrictJSONRoute
 from stagewise.errors import NotFound
 from stagewise.pipeline.registry import stage_definitions
 from stagewise.services import catalog
@@ -18,19 +48,28 @@ from stagewise.services import execute as exe
 from stagewise.services import pagination as pages
 from stagewise.services import retrievers as svc
 from stagewise.services.explain import explain as explain_plan
+from stagewise.services.pagination import RESULT_WINDOW
 
-router = APIRouter(prefix="/v1/retrievers", tags=["retrievers"])
+router = APIRouter(prefix="/v1/retrievers", tags=["retrievers"], route_class=StrictJSONRoute)
 Obj = Annotated[dict[str, Any], Body()]
 
 
 # Literal routes before /{retriever_id}.
-@router.get("/stages")
+@router.get("/stages", response_model=list[StageDefinition])
 def list_stages() -> JsonResponse:
     return JsonResponse(stage_definitions())
 
 
-@router.post("")
+@router.post(
+    "",
+    response_model=RetrieverResponse,
+    responses=errors(409),
+    openapi_extra=body_doc(RetrieverBody),
+)
 def create_retriever(body: Obj, stores: StoresDep, ns: NamespaceDep, _: WriterKey) -> JsonResponse:
+    # Each key's type first: a 422, where the service would trip with a 500 (the body, not
+    # the model, goes on: the service reads it as before).
+    parse_body(RetrieverBody, body)
     return JsonResponse(retriever_public(svc.create_retriever(stores, ns=ns, body=body)))
 
 
@@ -57,24 +96,26 @@ def _list(stores: StoresDep, ns: NamespaceDep, pq: PageQuery, body: dict[str, An
     )
 
 
-@router.post("/list")
+@router.post("/list", response_model=RetrieverList, openapi_extra=body_doc(RetrieverListBody))
 def list_retrievers(
     stores: StoresDep,
     ns: NamespaceDep,
     pq: Annotated[PageQuery, Depends(page_query)],
     body: Annotated[dict[str, Any] | None, Body()] = None,
 ) -> JsonResponse:
+    if body is not None:
+        parse_body(RetrieverListBody, body)  # each key's type: a 422, not a 500 in the service
     return _list(stores, ns, pq, body or {})
 
 
-@router.get("")
+@router.get("", response_model=RetrieverList)
 def list_retrievers_get(
     stores: StoresDep, ns: NamespaceDep, pq: Annotated[PageQuery, Depends(page_query)]
 ) -> JsonResponse:
     return _list(stores, ns, pq, {})
 
 
-@router.get("/typeahead")
+@router.get("/typeahead", response_model=TypeaheadResponse)
 def typeahead(
     stores: StoresDep,
     ns: NamespaceDep,
@@ -86,20 +127,26 @@ def typeahead(
     return JsonResponse(catalog.typeahead(stores, ns=ns, q=q, fields=wanted, limit=limit))
 
 
-@router.get("/{retriever_id}")
+@router.get("/{retriever_id}", response_model=RetrieverResponse)
 def get_retriever(retriever_id: str, stores: StoresDep, ns: NamespaceDep) -> JsonResponse:
     return JsonResponse(retriever_public(svc.get_retriever(stores, ns=ns, identifier=retriever_id)))
 
 
-@router.patch("/{retriever_id}")
+@router.patch(
+    "/{retriever_id}",
+    response_model=RetrieverUpdated,
+    responses=errors(409),
+    openapi_extra=body_doc(RetrieverPatchBody),
+)
 def patch_retriever(
     retriever_id: str, body: Obj, stores: StoresDep, ns: NamespaceDep, _: WriterKey
 ) -> JsonResponse:
+    parse_body(RetrieverPatchBody, body)
     r = svc.patch_retriever(stores, ns=ns, identifier=retriever_id, body=body)
     return JsonResponse({"retriever": retriever_public(r)})
 
 
-@router.delete("/{retriever_id}")
+@router.delete("/{retriever_id}", response_model=RetrieverDeleted)
 def delete_retriever(
     retriever_id: str, stores: StoresDep, ns: NamespaceDep, _: WriterKey
 ) -> JsonResponse:
@@ -109,10 +156,16 @@ def delete_retriever(
     )
 
 
-@router.post("/{retriever_id}/clone")
+@router.post(
+    "/{retriever_id}/clone",
+    response_model=RetrieverCloned,
+    responses=errors(409),
+    openapi_extra=body_doc(RetrieverCloneBody),
+)
 def clone_retriever(
     retriever_id: str, body: Obj, stores: StoresDep, ns: NamespaceDep, _: WriterKey
 ) -> JsonResponse:
+    parse_body(RetrieverCloneBody, body)
     source = svc.get_retriever(stores, ns=ns, identifier=retriever_id)
     r = svc.clone_retriever(stores, ns=ns, identifier=retriever_id, body=body)
     return JsonResponse(
@@ -120,12 +173,19 @@ def clone_retriever(
     )
 
 
-@router.post("/{retriever_id}/execute", response_model=None)
+@router.post(
+    "/{retriever_id}/execute",
+    response_model=ExecutionResponse,
+    responses={**STREAMED, **errors(429)},
+    openapi_extra=body_doc(ExecuteBody),
+)
 def execute_retriever(
     retriever_id: str,
     body: Obj,
+    request: Request,
     stores: StoresDep,
     ns: NamespaceDep,
+    principal: CurrentKey,
     include_legacy_results: Annotated[bool, Query()] = False,
     skip_cache: Annotated[bool, Query()] = False,
     wait: Annotated[
@@ -133,21 +193,22 @@ def execute_retriever(
     ] = True,
     explain: Annotated[bool, Query(description="add the plan with per-stage estimates")] = False,
 ) -> JsonResponse | StreamingResponse:
+    parse_body(ExecuteBody, body)
     r = svc.get_retriever(stores, ns=ns, identifier=retriever_id)
     extra = None
     if explain or body.get("explain"):
         # The plan as it stood before this run (estimates from earlier runs).
         extra = {"explain_plan": explain_plan(stores, ns=ns, retriever=r)}
-    plan = exe.plan(
-        stores,
-        ns=ns,
-        target=exe.Target.of(r),
-        body=body,
-        skip_cache=skip_cache or bool(body.get("skip_cache")),
-    )
-    return respond(
-        stores,
-        plan,
+    return guarded(
+        request,
+        principal,
+        lambda: exe.plan(
+            stores,
+            ns=ns,
+            target=exe.Target.of(r),
+            body=body,
+            skip_cache=skip_cache or bool(body.get("skip_cache")),
+        ),
         wait=wait,
         stream=bool(body.get("stream")),
         legacy=include_legacy_results or bool(body.get("include_legacy_results")),
@@ -163,7 +224,11 @@ def _execution(stores: StoresDep, ns: NamespaceDep, retriever_id: str, execution
     return record
 
 
-@router.post("/{retriever_id}/executions/list")
+@router.post(
+    "/{retriever_id}/executions/list",
+    response_model=ExecutionList,
+    openapi_extra=body_doc(ExecutionListBody),
+)
 def list_executions(
     retriever_id: str,
     stores: StoresDep,
@@ -171,6 +236,8 @@ def list_executions(
     pq: Annotated[PageQuery, Depends(page_query)],
     body: Annotated[dict[str, Any] | None, Body()] = None,
 ) -> JsonResponse:
+    if body is not None:
+        parse_body(ExecutionListBody, body)
     r = svc.get_retriever(stores, ns=ns, identifier=retriever_id)
     limit, offset, _, _ = pq.resolve(None, default_limit=20)
     status = (body or {}).get("status")
@@ -196,14 +263,14 @@ def list_executions(
     )
 
 
-@router.get("/{retriever_id}/executions/{execution_id}")
+@router.get("/{retriever_id}/executions/{execution_id}", response_model=ExecutionResponse)
 async def get_execution(
     retriever_id: str,
     execution_id: str,
     stores: StoresDep,
     ns: NamespaceDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=RESULT_WINDOW)] = 0,
 ) -> JsonResponse:
     # Async with a read that runs inline on the embedded store: the heart of the product is
     # polled often, and a thread-pool hop cost as much as the read itself.
@@ -216,7 +283,7 @@ async def get_execution(
     return JsonResponse(await store_read(stores, detail))
 
 
-@router.get("/{retriever_id}/executions/{execution_id}/status")
+@router.get("/{retriever_id}/executions/{execution_id}/status", response_model=ExecutionStatus)
 def execution_status(
     retriever_id: str, execution_id: str, stores: StoresDep, ns: NamespaceDep
 ) -> JsonResponse:
@@ -234,7 +301,7 @@ def execution_status(
     )
 
 
-@router.get("/{retriever_id}/executions/{execution_id}/profile")
+@router.get("/{retriever_id}/executions/{execution_id}/profile", response_model=ExecutionProfile)
 def execution_profile(
     retriever_id: str, execution_id: str, stores: StoresDep, ns: NamespaceDep
 ) -> JsonResponse:

@@ -33,7 +33,7 @@ class ListBody(_Body):
     limit: int | None = Field(default=None, ge=1, le=1000)
     page_size: int | None = Field(default=None, ge=1, le=1000)
     offset: int | None = Field(default=None, ge=0, le=10000)
-    page: int | None = Field(default=None, ge=1)
+    page: int | None = Field(default=None, ge=1, le=10001)
     cursor: str | None = None
     include_total: bool | None = None
     search: str | None = None

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from stagewise.domain.pipeline_records import ExecutionRecord, RetrieverRecord
+from stagewise.errors import ValidationFailed
 from stagewise.ids import iso
 from stagewise.services.retrievers import fusion_of
 
@@ -82,11 +83,26 @@ def query_summary(x: ExecutionRecord) -> str:
     return orjson.dumps(_brief(x.inputs)).decode()[:200]
 
 
-def status_filter(status: str | None) -> list[str] | None:
-    """The list filter's statuses: 'running' means pending or processing."""
+STATUSES = ("pending", "processing", "completed", "failed")
+
+
+def status_filter(status: Any) -> list[str] | None:
+    """The list filter's statuses, one or a list: 'running' means pending or processing."""
     if not status:
         return None
-    return ["pending", "processing"] if status == "running" else [status]
+    wanted = status if isinstance(status, list) else [status]
+    out: list[str] = []
+    for item in wanted:
+        if item == "running":
+            out += ["pending", "processing"]
+        elif item in STATUSES:
+            out.append(item)
+        else:
+            raise ValidationFailed(
+                f"status must be one of {[*STATUSES, 'running']} or a list of them, not {item!r}",
+                field="status",
+            )
+    return sorted(set(out))
 
 
 def execution_summary(x: ExecutionRecord) -> dict[str, Any]:

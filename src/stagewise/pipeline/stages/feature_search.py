@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, ClassVar
 
@@ -150,6 +151,14 @@ class FeatureSearch(Stage):
             to_embed.append((request, str(value)))
             return request
         if mode == "vector":
+            if not isinstance(value, list) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                for v in value
+            ):
+                raise ValidationFailed(
+                    "feature_search: a vector query needs a list of finite numbers",
+                    code="invalid_vector",
+                )
             vector = [float(v) for v in value]
             if len(vector) != spec.dimensions:
                 raise ValidationFailed(

@@ -38,7 +38,8 @@ from stagewise.pipeline.stage import (
     StageParams,
     StageResult,
 )
-from stagewise.pipeline.templating import ENV, scope
+from stagewise.pipeline.template_limits import TemplateLimitExceeded
+from stagewise.pipeline.templating import ENV, render_template, scope
 
 CHECK_EVERY = 256
 STAGE_DOCUMENTS_VISIBLE = 100
@@ -103,7 +104,9 @@ class JsonTransform(Stage):
     @staticmethod
     def transform(template: Template, variables: dict[str, Any]) -> dict[str, Any]:
         try:
-            text = template.render(**variables)
+            text = render_template(template, variables)
+        except TemplateLimitExceeded:
+            raise  # a bound of the request, not one document's failure
         except Exception as exc:  # any render failure, sandbox violations included
             raise _TransformError(f"render failed: {type(exc).__name__}: {exc}") from exc
         try:

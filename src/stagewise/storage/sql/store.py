@@ -50,20 +50,43 @@ class SqlMetadataStore(PipelineTables):
         self.log_engine.dispose()
 
     # ---- keys
+    # Every request authenticates through get_key_by_hash, uncached (a revocation must hold on
+    # the next request, whichever process made it), so its statement is built once: the
+    # SQLAlchemy compile-cache lookup of a fresh select() was half of the lookup's cost.
+    _KEY_BY_HASH = sa.select(t.api_keys).where(t.api_keys.c.key_hash == sa.bindparam("key_hash"))
+
     def create_key(self, key: ApiKeyRecord) -> None:
         with self.engine.begin() as conn:
             conn.execute(t.api_keys.insert().values(**key.model_dump()))
 
     def get_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(sa.select(t.api_keys).where(t.api_keys.c.key_hash == key_hash))
-                .mappings()
-                .first()
+            row = conn.execute(self._KEY_BY_HASH, {"key_hash": key_hash}).mappings().first()
+        return None if row is None else ApiKeyRecord(**row)
+
+    def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        query = sa.select(t.api_keys).where(t.api_keys.c.key_id == key_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else ApiKeyRecord(**row)
+
+    def list_keys(self) -> list[ApiKeyRecord]:
+        c = t.api_keys.c
+        query = sa.select(t.api_keys).order_by(c.created_at, c.key_id)
+        with self.engine.connect() as conn:
+            return [ApiKeyRecord(**row) for row in conn.execute(query).mappings()]
+
+    def revoke_key(self, key_id: str, at: datetime) -> ApiKeyRecord | None:
+        c = t.api_keys.c
+        with self.engine.begin() as conn:
+            # Only the first revocation sets the time: revoking again changes nothing.
+            conn.execute(
+                t.api_keys.update()
+                .where(c.key_id == key_id, c.revoked_at.is_(None))
+                .values(revoked_at=at)
             )
-        if row is None:
-            return None
-        return ApiKeyRecord(**{**row, "created_at": _aware(row["created_at"])})
+            row = conn.execute(sa.select(t.api_keys).where(c.key_id == key_id)).mappings().first()
+        return None if row is None else ApiKeyRecord(**row)
 
     # ---- namespaces
     @staticmethod

@@ -57,6 +57,9 @@ api_keys = Table(
     Column("namespace_id", String(64), nullable=True),
     Column("read_only", Boolean, nullable=False, default=False),
     Column("created_at", UtcDateTime(timezone=True), nullable=False),
+    Column("key_prefix", String(16), nullable=False, default=""),
+    Column("expires_at", UtcDateTime(timezone=True), nullable=True),
+    Column("revoked_at", UtcDateTime(timezone=True), nullable=True),
 )
 
 namespaces = Table(

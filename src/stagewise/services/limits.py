@@ -1,0 +1,98 @@
+"""Per-key request rate and concurrent executions (docs/limits.md).
+
+In-process: one server process answers for its own keys. The scale-out work moves both
+behind the shared-state protocols (PostgreSQL or Redis) so every worker counts together.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from stagewise.errors import RateLimited
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+class RateLimiter:
+    """A token bucket per key: `rate` requests a second on average, bursts of `burst`."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = max(1, burst)
+        self._buckets: dict[str, _Bucket] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key_id: str) -> None:
+        if self.rate <= 0:
+            return  # turned off
+        now = time.monotonic()
+        with self._lock:
+            bucket = self._buckets.get(key_id)
+            if bucket is None:
+                bucket = self._buckets[key_id] = _Bucket(float(self.burst), now)
+            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
+            bucket.stamp = now
+            if bucket.tokens >= 1.0:
+                bucket.tokens -= 1.0
+                return
+            wait = (1.0 - bucket.tokens) / self.rate
+        raise RateLimited(
+            f"Too many requests for this API key: the limit is {self.rate:g} a second "
+            f"(bursts of {self.burst}); retry in {wait:.2f} s",
+            code="rate_limited",
+            retry_after_seconds=round(wait, 3),
+            limit_per_second=self.rate,
+        )
+
+
+class ExecutionSlots:
+    """At most `per_key` executions of one key run at once; past it a 429."""
+
+    def __init__(self, per_key: int) -> None:
+        self.per_key = per_key
+        self._running: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, key_id: str) -> Callable[[], None]:
+        """A slot, or RateLimited. The returned release may be called more than once."""
+        if self.per_key <= 0:
+            return lambda: None
+        with self._lock:
+            running = self._running.get(key_id, 0)
+            if running >= self.per_key:
+                raise RateLimited(
+                    f"This API key already runs {running} executions, its limit; retry when "
+                    "one has finished",
+                    code="too_many_executions",
+                    retry_after_seconds=1.0,
+                    limit=self.per_key,
+                )
+            self._running[key_id] = running + 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            with self._lock:
+                if released:
+                    return
+                released = True
+                left = self._running.get(key_id, 1) - 1
+                if left > 0:
+                    self._running[key_id] = left
+                else:
+                    self._running.pop(key_id, None)
+
+        return release
+
+
+def retry_after_header(seconds: float) -> str:
+    """Retry-After takes whole seconds; never 0 (a client would retry at once)."""
+    return str(max(1, math.ceil(seconds)))
