@@ -1,7 +1,7 @@
 """Per-key request rate and concurrent executions (docs/limits.md).
 
-In-process: one server process answers for its own keys. The scale-out work moves both
-behind the shared-state protocols (PostgreSQL or Redis) so every worker counts together.
+The in-process implementations of storage/state.py's RequestRate and ConcurrencySlots, for
+one server process; workers sharing a store count together in Redis (storage/shared/).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,10 +25,13 @@ class _Bucket:
 class RateLimiter:
     """A token bucket per key: `rate` requests a second on average, bursts of `burst`."""
 
-    def __init__(self, rate: float, burst: int) -> None:
+    def __init__(self, rate: float, burst: int, max_keys: int = 10_000) -> None:
         self.rate = rate
         self.burst = max(1, burst)
-        self._buckets: dict[str, _Bucket] = {}
+        # Keys are counted before they are checked (so guessing is limited too): the table is
+        # bounded, least recently seen first out, or bogus keys would grow it without end.
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
         self._lock = threading.Lock()
 
     def check(self, key_id: str) -> None:
@@ -38,6 +42,10 @@ class RateLimiter:
             bucket = self._buckets.get(key_id)
             if bucket is None:
                 bucket = self._buckets[key_id] = _Bucket(float(self.burst), now)
+                while len(self._buckets) > self.max_keys:
+                    self._buckets.popitem(last=False)
+            else:
+                self._buckets.move_to_end(key_id)
             bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
             bucket.stamp = now
             if bucket.tokens >= 1.0:
