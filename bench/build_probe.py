@@ -85,7 +85,7 @@ from qdrant_edge import (
 
 from bench.generate import Dataset, Spec, selective_category
 from stagewise.ids import point_id
-from stagewise.storage.index.payload import SEQ_FIELD, TEXT_FIELD
+from stagewise.storage.payload import SEQ_FIELD, TEXT_FIELD
 
 ROOT = Path("/tmp/build-probe")
 CACHE = ROOT / "cache"

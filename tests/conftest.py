@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.server import ServerHandle, start_server
+from tests.support.workers import workers_server
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -42,11 +43,45 @@ def _network_guard() -> Iterator[None]:
 ADMIN_KEY = "sk_test_admin_key_for_the_suite"
 
 
+# The topologies of docs/scaling.md that the SDK suite runs on (each SDK test once per
+# topology; other tests on the embedded one): "embedded" (SQLite + Qdrant Edge, in this
+# process), "sqlite-qdrant-local" (SQLite + the qdrant-client transport in local mode) and
+# "postgres-2-workers" (`stagewise serve --workers 2` on a fresh PostgreSQL database and
+# Redis, a child process). STAGEWISE_TEST_TOPOLOGIES narrows the list (comma-separated).
+TOPOLOGIES = os.environ.get(
+    "STAGEWISE_TEST_TOPOLOGIES", "embedded,sqlite-qdrant-local,postgres-2-workers"
+).split(",")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    node = metafunc.definition
+    if (
+        "server" in metafunc.fixturenames
+        and node.get_closest_marker("sdk") is not None
+        and node.get_closest_marker("inprocess") is None
+    ):
+        metafunc.parametrize("server", TOPOLOGIES, indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    """One server with the real MiniLM model, shared by the SDK and API tests."""
-    data_dir = tmp_path_factory.mktemp("stagewise-data")
-    handle = start_server(data_dir, admin_key=ADMIN_KEY)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """One server with the real MiniLM model per topology, shared by the SDK and API tests."""
+    topology = getattr(request, "param", "embedded")
+    data_dir = tmp_path_factory.mktemp(f"stagewise-{topology}")
+    if topology == "embedded":
+        handle = start_server(data_dir, admin_key=ADMIN_KEY)
+    elif topology == "sqlite-qdrant-local":
+        handle = start_server(
+            data_dir, admin_key=ADMIN_KEY, vector_backend="qdrant", qdrant_url=":memory:"
+        )
+    elif topology == "postgres-2-workers":
+        with workers_server(data_dir, workers=2) as process:
+            yield process
+        return
+    else:
+        raise AssertionError(f"unknown topology {topology!r}")
     yield handle
     handle.stop()
 

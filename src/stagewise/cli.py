@@ -44,8 +44,16 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     data_dir: DataDir = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="API worker processes (more than 1 needs PostgreSQL and Redis: docs/scaling.md)",
+        ),
+    ] = 1,
 ) -> None:
-    """Run the API server on the embedded defaults (SQLite + in-process Qdrant Edge)."""
+    """Run the API server (embedded defaults: SQLite + in-process Qdrant Edge)."""
     # One BLAS thread: threaded BLAS on small mat-vecs is ~30x slower on these machines.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -54,19 +62,42 @@ def serve(
     import uvicorn
 
     from stagewise.api.app import create_app
+    from stagewise.api.memory import limit_arenas
+    from stagewise.errors import InvalidRequest
+    from stagewise.services.context import check_topology
 
     # A request allocates thousands of containers (1,000 documents of a BYO upsert, 100-hit
     # candidate lists), so the default gen-0 threshold (700) runs the collector many times
     # per request; measured: BYO ingest +28% with these thresholds.
     gc.set_threshold(50_000, 50, 1000)
+    limit_arenas(2)  # before uvicorn starts its threads (api/memory.py)
 
-    settings = _settings(data_dir)
+    settings = _settings(data_dir).model_copy(update={"workers": workers})
+    try:
+        check_topology(settings)
+    except InvalidRequest as exc:
+        raise typer.BadParameter(exc.message, param_hint="--workers") from exc
     if not settings.admin_key:
         console.print(
             "[yellow]STAGEWISE_ADMIN_KEY is not set: create a key with "
             "`stagewise keys create` or set that variable.[/yellow]"
         )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, http="httptools")
+    if workers == 1:
+        app_ = create_app(settings)
+        uvicorn.run(app_, host=host, port=port, log_level=log_level, http="httptools")
+        return
+    # Each worker process builds its app from the environment (uvicorn imports it by name).
+    os.environ["STAGEWISE_WORKERS"] = str(workers)
+    os.environ["STAGEWISE_DATA_DIR"] = str(settings.data_dir.resolve())
+    uvicorn.run(
+        "stagewise.api.app:app_from_environment",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level=log_level,
+        http="httptools",
+    )
 
 
 @contextmanager
@@ -209,16 +240,19 @@ def index_optimize(data_dir: DataDir = None) -> None:
     import time
 
     from stagewise.services.context import open_stores
-    from stagewise.services.documents import replay_into_index
 
     stores = open_stores(_settings(data_dir))
+    maintenance = stores.maintenance
+    if maintenance is None:
+        stores.close()
+        raise typer.BadParameter("the search index is a Qdrant server, which optimizes itself")
     try:
         for ns in stores.metadata.list_namespaces():
             for col in stores.metadata.list_collections(ns.namespace_id):
-                replay_into_index(stores, col)
-                pending = stores.index.unindexed_points(col.collection_id)
+                stores.follower.catch_up(col)
+                pending = maintenance.unindexed_points(col.collection_id)
                 started = time.perf_counter()
-                stores.index.optimize(col.collection_id)
+                maintenance.optimize(col.collection_id)
                 console.print(
                     f"{ns.namespace_name}/{col.collection_name}: {pending} new points indexed "
                     f"in {time.perf_counter() - started:.1f} s"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,22 @@ class Settings(BaseSettings):
     rate_limit_per_s: float = Field(default=500.0, ge=0)
     rate_limit_burst: int = Field(default=1000, ge=1)
     max_concurrent_executions: int = Field(default=64, ge=0)
+    # Scale-out (docs/scaling.md). API worker processes: more than one needs PostgreSQL
+    # (database_url) and Redis (redis_url) for the state every worker shares.
+    workers: int = Field(default=1, ge=1, le=64)
+    redis_url: str = ""
+    # Keys under this prefix are this deployment's: several may share one Redis.
+    redis_prefix: str = Field(default="stagewise:", min_length=1)
+    # How often an index follower checks the log when no notification woke it.
+    follower_poll_s: float = Field(default=1.0, gt=0)
+    # This process's own index directory under data_dir/workers (set per worker by `serve
+    # --workers`; None: the data dir's single index).
+    worker_slot: int | None = Field(default=None, ge=0)
+    # The vector index (storage/index/factory.py): "edge" (embedded shards under data_dir) or
+    # "qdrant" (a Qdrant server at qdrant_url; ":memory:" or "local:PATH" for tests).
+    vector_backend: Literal["edge", "qdrant"] = "edge"
+    qdrant_url: str = ""
+    qdrant_api_key: str | None = None
 
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -52,7 +69,13 @@ class Settings(BaseSettings):
 
     @property
     def index_dir(self) -> Path:
-        return self.data_dir / "index"
+        if self.worker_slot is None:
+            return self.data_dir / "index"
+        return self.data_dir / "workers" / f"w{self.worker_slot}" / "index"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url().startswith("sqlite")
 
 
 @lru_cache

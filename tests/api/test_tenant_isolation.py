@@ -1267,12 +1267,11 @@ def _sabotage(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
             lambda r, h: real_key(r.model_copy(update={"retriever_id": "any"}), h),
         )
 
-        def get(self: Any, stores: Any, namespace_id: str, key: str) -> Any:
-            with self._lock:
-                execution_id = self._runs.get(key)
+        def cached_run(stores: Any, namespace_id: str, key: str) -> Any:
+            execution_id = stores.results.get(key)
             return execution_id and _leaky_lookup(stores, namespace_id, execution_id)
 
-        monkeypatch.setattr(type(exe._cache), "get", get)
+        monkeypatch.setattr(exe, "_cached_run", cached_run)
     else:
         raise AssertionError(name)
 

@@ -316,7 +316,15 @@ def build(server: ServerHandle) -> Runs:
     )
     run("join and rerank", joined, {"inputs": {"q": "maps for hiking"}}, skip_cache=True)
     run("join and rerank again", joined, {"inputs": {"q": "maps for hiking"}}, skip_cache=True)
-    run("both searches", joined, {"inputs": {"q": "maps for hiking", "alt": "trail food"}})
+    run(
+        "both searches",
+        joined,
+        {
+            "inputs": {"q": "maps for hiking", "alt": "trail food"},
+            # consistency_mode echoes what the read asked for (strong unless it says otherwise)
+            "consistency": {"mode": "eventual", "max_staleness_ms": 1000},
+        },
+    )
 
     # a filter as the first stage: it scans the index
     scan = s.retriever(

@@ -24,7 +24,6 @@ import mixpeek
 import pytest
 from mixpeek.models import AdhocExecuteRequest, CreateRetrieverRequest
 
-from stagewise.services import keys
 from tests.support.sdk_runs import (
     Run,
     Space,
@@ -368,6 +367,7 @@ def test_execute_time_and_stage_filters_combine(
 # stage caches and the first stage's figures
 
 
+@pytest.mark.inprocess  # reads the server's stores directly
 def test_a_second_identical_rerank_is_served_by_the_stage_cache(server: ServerHandle) -> None:
     space = Space(server)
     texts = [unique(f"a field guide to mountain birds, volume {i}") for i in range(5)]
@@ -438,10 +438,10 @@ def test_a_second_identical_rerank_is_served_by_the_stage_cache(server: ServerHa
 
 
 def read_only_key(server: ServerHandle, space: Space) -> str:
-    stores = server.server.config.app.state.stores  # type: ignore[attr-defined]
-    ns = stores.metadata.get_namespace(space.name)
-    secret, _ = keys.create_key(stores.metadata, namespace_id=ns.namespace_id, read_only=True)
-    return str(secret)
+    with server.client(server.admin_key) as http:
+        resp = http.post("/v1/keys", json={"namespace": space.name, "read_only": True})
+    assert resp.status_code == 200, resp.text
+    return str(resp.json()["key"])
 
 
 def indexed(space: Space, collection: str) -> dict[str, str]:

@@ -345,6 +345,7 @@ def test_clone_copies_the_definition_under_a_new_name(api: mixpeek.RetrieversApi
         api.clone_retriever("ret_missing", CloneRetrieverRequest.from_dict({"retriever_name": "x"}))
 
 
+@pytest.mark.inprocess  # reads the server's stores directly
 def test_delete_removes_the_retriever_and_its_executions(
     api: mixpeek.RetrieversApi, server: ServerHandle, corpus_ns: str
 ) -> None:

@@ -20,8 +20,12 @@ class KillableServer:
     The child inherits the environment (PYTHONPATH included, so a test can run another
     checkout's server) plus `env`."""
 
-    def __init__(self, data_dir: Path, admin_key: str, env: dict[str, str]) -> None:
+    def __init__(
+        self, data_dir: Path, admin_key: str, env: dict[str, str], args: tuple[str, ...] = ()
+    ) -> None:
         self.data_dir = data_dir
+        self.admin_key = admin_key
+        self.args = args
         self.env = {**os.environ, **env, "STAGEWISE_ADMIN_KEY": admin_key}
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -44,6 +48,7 @@ class KillableServer:
             str(self.data_dir),
             "--log-level",
             "warning",
+            *self.args,
         ]
         with self.log_path.open("ab") as log:
             self._log_start = log.tell()
@@ -103,3 +108,12 @@ class KillableServer:
                 return log.read().decode(errors="replace")[-chars:]
         except OSError:
             return ""
+
+    def client(self, key: str | None = None, namespace: str | None = None) -> httpx.Client:
+        """As ServerHandle.client."""
+        headers = {}
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        if namespace is not None:
+            headers["X-Namespace"] = namespace
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=60)

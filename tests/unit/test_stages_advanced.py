@@ -723,7 +723,7 @@ def test_sdk_parameter_payloads_validate() -> None:
 
 def test_mmr_and_document_enrich_on_real_stores(tmp_path: Path) -> None:
     from stagewise.storage.index.edge import EdgeSearchIndex
-    from stagewise.storage.index.payload import document_payload
+    from stagewise.storage.payload import document_payload
     from stagewise.storage.protocols import IndexPoint
     from stagewise.storage.sql.store import SqlMetadataStore
 

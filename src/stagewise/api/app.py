@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from stagewise import __version__
 from stagewise.api.errors import UnhandledErrors, install_error_handlers
+from stagewise.api.memory import Trimmer
 from stagewise.api.middleware import BodySizeLimit, RateLimit
 from stagewise.api.responses import JsonResponse
 from stagewise.api.routes import (
@@ -30,8 +31,7 @@ from stagewise.domain.filters import LIMITS as filter_limits
 from stagewise.pipeline.template_limits import LIMITS as template_limits
 from stagewise.services.context import open_stores
 from stagewise.services.index_builder import IndexBuilder
-from stagewise.services.limits import ExecutionSlots, RateLimiter
-from stagewise.services.startup import recover
+from stagewise.services.startup import Reaper, recover
 
 log = logging.getLogger("stagewise")
 
@@ -54,20 +54,34 @@ def create_app(settings: Settings) -> FastAPI:
         recovered = recover(stores)
         if recovered:
             log.info("replayed %d writes into the search index", recovered)
-        builder = IndexBuilder(
-            stores,
-            min_points=settings.index_build_min_points,
-            poll_s=settings.index_build_poll_s,
-        )
-        builder.start()
+        builder = None
+        if stores.maintenance is not None:  # a Qdrant server builds its own indexes
+            builder = IndexBuilder(
+                stores,
+                stores.maintenance,
+                min_points=settings.index_build_min_points,
+                poll_s=settings.index_build_poll_s,
+            )
+            builder.start()
+        stores.follower.start()
+        reaper = None
+        if settings.redis_url:  # workers share the store: runs of a stopped one are failed
+            reaper = Reaper(stores)
+            reaper.start()
+        trimmer = Trimmer()
+        trimmer.start()
         gc.freeze()  # what start-up loaded lives forever: keep it out of every collection
         app.state.stores = stores
         app.state.index_builder = builder
-        app.state.execution_slots = ExecutionSlots(settings.max_concurrent_executions)
+        app.state.execution_slots = stores.slots
         try:
             yield
         finally:
-            builder.stop()
+            if builder is not None:
+                builder.stop()
+            if reaper is not None:
+                reaper.stop()
+            trimmer.stop()
             stores.close()
 
     app = FastAPI(
@@ -80,9 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    app.add_middleware(
-        RateLimit, limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
-    )
+    app.add_middleware(RateLimit, enabled=settings.rate_limit_per_s > 0)
     app.add_middleware(UnhandledErrors)  # added last: the outermost of ours
 
     # adhoc before retrievers: its literal paths must win over /{retriever_id}.
@@ -97,3 +109,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one `serve --workers N` process; its settings come from the environment."""
+    import gc
+
+    gc.set_threshold(50_000, 50, 1000)  # as `serve` sets it for one process (cli.py)
+    return create_app(Settings())

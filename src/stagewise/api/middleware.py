@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stagewise.api.errors import error_response
 from stagewise.errors import RateLimited
-from stagewise.services.limits import RateLimiter, retry_after_header
+from stagewise.services.limits import retry_after_header
 
 
 class BodySizeLimit:
@@ -76,16 +76,19 @@ class RateLimit:
     to be counted, so guessing keys is limited too); past the limit a 429 with Retry-After.
     Requests without a key (health) are not counted: they are refused or cheap."""
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
+    def __init__(self, app: ASGIApp, enabled: bool) -> None:
         self.app = app
-        self.limiter = limiter
+        self.enabled = enabled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.limiter.rate > 0:
+        # The limiter is the stores' (in-process or shared by every worker), opened by the
+        # lifespan; until then (and in tests that mount no lifespan) nothing is counted.
+        stores = getattr(scope["app"].state, "stores", None) if "app" in scope else None
+        if scope["type"] == "http" and self.enabled and stores is not None:
             for name, value in scope["headers"]:
                 if name == b"authorization":
                     try:
-                        self.limiter.check(hashlib.sha256(value).hexdigest()[:32])
+                        stores.rate.check(hashlib.sha256(value).hexdigest()[:32])
                     except RateLimited as exc:
                         retry = float(exc.details["retry_after_seconds"])
                         response = error_response(

@@ -69,6 +69,9 @@ class CollectionRecord(BaseModel):
     input_schema: dict[str, Any] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
+    # Payload indexes declared for this collection (field -> kind): by its namespace, and by
+    # the filters of the retrievers that read it. Every worker's index applies them.
+    payload_index_kinds: dict[str, str] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from stagewise.pipeline.stage import Candidate
-from stagewise.storage.index.payload import SEQ_FIELD, TEXT_FIELD
+from stagewise.storage.payload import SEQ_FIELD, TEXT_FIELD
 from stagewise.storage.protocols import ScoredHit
 
 _INTERNAL = frozenset({SEQ_FIELD, TEXT_FIELD, "document_id", "collection_id"})

@@ -79,6 +79,7 @@ def run_stages(
     budget: Budget,
     progress: ProgressFn | None = None,
     reads: dict[str, str | None] | None = None,
+    consistency: Any = None,
 ) -> RunOutcome:
     outcome = RunOutcome()
     candidates: list[Candidate] = []
@@ -141,6 +142,7 @@ def run_stages(
                         context=context,
                         stage_filter=combine_and(pre, request_filter),
                         reads=reads,
+                        consistency=consistency,
                     ),
                     candidates,
                 )

@@ -125,6 +125,8 @@ class StageContext:
     # The run's collection reads (identifier -> version when first read); see
     # collection_version. The retriever's own collections are recorded before the run.
     reads: dict[str, str | None] | None = None
+    # How fresh the index must be for this run's reads (services.follower.Consistency).
+    consistency: Any = None
 
     def collection(self, identifier: str) -> CollectionRecord | None:
         """A collection a stage reads beyond the retriever's own (a join target, a search's
@@ -137,17 +139,26 @@ class StageContext:
             self.namespace_id, identifier
         )
         if self.reads is not None and identifier not in self.reads:
-            self.reads[identifier] = collection_version(self.stores, self.namespace_id, identifier)
+            self.reads[identifier] = collection_version(
+                self.stores, self.namespace_id, identifier, self.consistency
+            )
         return found
 
 
-def collection_version(stores: Any, namespace_id: str, identifier: str) -> str | None:
+def collection_version(
+    stores: Any, namespace_id: str, identifier: str, consistency: Any = None
+) -> str | None:
     """Which collection an identifier names now, and its last write: "collection_id@seq"
-    (seq moves on every document write or delete); None when none exists."""
+    (seq moves on every document write or delete); None when none exists. With a
+    `consistency`, the run is about to read it: the index first catches up as far as that
+    consistency asks (services/follower.py)."""
     col = stores.metadata.get_collection(namespace_id, identifier)
     if col is None:
         return None
-    return f"{col.collection_id}@{stores.metadata.collection_signature(col.collection_id)}"
+    head = stores.metadata.collection_signature(col.collection_id)
+    if consistency is not None:
+        stores.follower.ensure_fresh(col, head, consistency)
+    return f"{col.collection_id}@{head}"
 
 
 class Stage:

@@ -14,6 +14,7 @@ from stagewise.errors import Conflict
 from stagewise.services.collections import direct_upsert_collection, get_collection
 from stagewise.services.context import Stores
 from stagewise.services.documents import byo_document, write_documents
+from stagewise.services.execute import write_token
 
 
 def _request_hash(body: dict[str, Any]) -> str:
@@ -43,13 +44,25 @@ def upsert_documents(
     # Validate every document before writing any: a bad one rejects the whole batch.
     docs = [byo_document(col, stores, raw) for raw in body["documents"]]
     stored = write_documents(stores, col, docs)
+    wants_token = bool((body.get("options") or {}).get("write_token"))
     response: dict[str, Any] = {
         "inserted": len(stored),
         "document_ids": [d.document_id for d in stored],
         "collection_id": col.collection_id,
         "unsearchable_document_ids": [],
         "warnings": [],
+        # Committed and applied to this worker's index before this answer; other workers
+        # apply it before any strong (default) read, so it is visible to every retriever
+        # read from now on. Eventual reads may lag by the follower lag (/v1/health/deep).
+        "consistency": {
+            "retriever_visible": "immediate",
+            "write_token_available": wants_token,
+        },
     }
+    if wants_token:
+        response["write_token"] = write_token(
+            stores, ns.namespace_id, col.collection_id, max(d.seq for d in stored)
+        )
     if key:
         # A concurrent retry may store it first; the writes are idempotent upserts anyway.
         with contextlib.suppress(sqlalchemy.exc.IntegrityError):

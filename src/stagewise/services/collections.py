@@ -105,8 +105,9 @@ def _insert(stores: Stores, ns: NamespaceRecord, record: CollectionRecord) -> Co
         )
     # Index first: a failed index creation must not leave a collection without one. The
     # namespace's payload indexes exist before the first point, so HNSW links them.
+    record.payload_index_kinds = namespace_index_kinds(ns)  # declared for every worker
     stores.index.ensure_collection(record)
-    for field, kind in namespace_index_kinds(ns).items():
+    for field, kind in record.payload_index_kinds.items():
         stores.index.ensure_payload_index(record.collection_id, field, kind)
     try:
         stores.metadata.create_collection(record)

@@ -13,7 +13,7 @@ from stagewise.ids import iso
 from stagewise.pipeline.docpath import sort_key
 from stagewise.services.context import Stores
 from stagewise.services.cursors import query_hash
-from stagewise.storage.index.payload import get_path
+from stagewise.storage.payload import get_path
 
 MAX_LIMIT = 1000
 MAX_OFFSET = 10_000

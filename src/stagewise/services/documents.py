@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,25 +11,10 @@ from stagewise.domain.records import CollectionRecord, DocumentRecord
 from stagewise.errors import NotFound, ValidationFailed
 from stagewise.ids import check_client_id, new_id, utc_now
 from stagewise.services.context import Stores
-from stagewise.storage.index.payload import (
-    RESERVED_FIELDS,
-    document_payload,
-    index_changes,
-    source_text,
-)
-from stagewise.storage.protocols import IndexPoint
+from stagewise.storage.payload import RESERVED_FIELDS, source_text
 
 # Keys of a create/patch body that are not user fields.
 _CONTROL_KEYS = frozenset({"collection_id", "metadata", "vectors", "features", "document_id"})
-
-_write_locks: dict[str, threading.Lock] = {}
-_write_locks_guard = threading.Lock()
-
-
-def collection_write_lock(collection_id: str) -> threading.Lock:
-    """Writes to one collection are serialised so the index sees them in `seq` order."""
-    with _write_locks_guard:
-        return _write_locks.setdefault(collection_id, threading.Lock())
 
 
 def _check_text_sizes(stores: Stores, values: dict[str, Any], where: str) -> None:
@@ -120,14 +104,12 @@ def _embed_missing(stores: Stores, col: CollectionRecord, docs: Sequence[Documen
 def write_documents(
     stores: Stores, col: CollectionRecord, docs: Sequence[DocumentRecord]
 ) -> list[DocumentRecord]:
-    """The one write path: embed, commit to the source of truth, then index."""
+    """The one write path: embed, commit to the source of truth (the acknowledgement), then
+    apply it to this process's index before answering (services/follower.py)."""
     _embed_missing(stores, col, docs)
-    with collection_write_lock(col.collection_id):
+    with stores.follower.lock(col.collection_id):
         stored = stores.metadata.upsert_documents(docs)
-        stores.index.upsert(
-            col.collection_id,
-            [IndexPoint(d.document_id, d.seq, d.vectors, document_payload(col, d)) for d in stored],
-        )
+        stores.follower.apply_own_write(col, stored)
     return stored
 
 
@@ -192,10 +174,10 @@ def patch_document(
 
 
 def delete_document(stores: Stores, *, col: CollectionRecord, document_id: str) -> None:
-    with collection_write_lock(col.collection_id):
+    with stores.follower.lock(col.collection_id):
         if stores.metadata.delete_documents(col.collection_id, [document_id]) == 0:
             raise NotFound("document", document_id, collection_id=col.collection_id)
-        stores.index.delete(col.collection_id, [document_id])
+        stores.follower.catch_up(col)
 
 
 def byo_document(col: CollectionRecord, stores: Stores, raw: dict[str, Any]) -> DocumentRecord:
@@ -235,22 +217,3 @@ def byo_document(col: CollectionRecord, stores: Stores, raw: dict[str, Any]) -> 
             document_id=document_id,
         )
     return doc
-
-
-def replay_into_index(stores: Stores, col: CollectionRecord) -> int:
-    """Apply source-of-truth writes the index missed (a crash between commit and index)."""
-    stores.index.ensure_collection(col)
-    with collection_write_lock(col.collection_id):
-        return apply_missed_writes(stores, col)
-
-
-def apply_missed_writes(stores: Stores, col: CollectionRecord) -> int:
-    """Writes newer than the index's watermark, applied in `seq` order. The caller holds
-    the collection's write lock."""
-    applied = 0
-    since = stores.index.max_seq(col.collection_id)
-    for live, gone, _ in index_changes(stores.metadata, col, since):
-        stores.index.delete(col.collection_id, gone)
-        stores.index.upsert(col.collection_id, live)
-        applied += len(live) + len(gone)
-    return applied

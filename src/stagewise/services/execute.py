@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +25,7 @@ from stagewise.pipeline.templating import (
     scope,
 )
 from stagewise.services.context import Stores
+from stagewise.services.follower import STRONG, Consistency
 from stagewise.services.inputs import resolve_inputs
 from stagewise.services.pagination import (
     RESULT_WINDOW,
@@ -41,35 +39,8 @@ from stagewise.services.retrievers import resolve_collections
 log = logging.getLogger("stagewise.execute")
 Listener = ProgressFn
 PROGRESS_SAVE_INTERVAL_S = 0.25
-_live: dict[str, ExecutionRecord] = {}
 
 
-class _ResultCache:
-    """The latest completed run of each (retriever version, inputs, filters): key -> run id.
-    Whether that run is still fresh is decided from the run itself (`_fresh`)."""
-
-    def __init__(self, size: int = 1024) -> None:
-        self.size = size
-        self._runs: OrderedDict[str, str] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, stores: Stores, namespace_id: str, key: str) -> ExecutionRecord | None:
-        with self._lock:
-            execution_id = self._runs.get(key)
-        if execution_id is None:
-            return None
-        run = stores.metadata.get_execution(namespace_id, execution_id)
-        return run if run is not None and run.status == "completed" else None
-
-    def put(self, key: str, execution_id: str) -> None:
-        with self._lock:
-            self._runs[key] = execution_id
-            self._runs.move_to_end(key)
-            while len(self._runs) > self.size:
-                self._runs.popitem(last=False)
-
-
-_cache = _ResultCache()
 # An answered execute: the record, the page of documents and its pagination block.
 Answer = tuple[ExecutionRecord, list[dict[str, Any]], dict[str, Any]]
 
@@ -129,6 +100,43 @@ class Plan:
     request_filter: FilterNode | None = None
     # Called once the answer is ready, however it ends (releases the key's execution slot).
     on_done: Callable[[], None] | None = None
+    consistency: Consistency = STRONG
+
+
+WRITE_TOKEN_KIND = "wtok"
+WRITE_TOKEN_SCOPE = "write"
+_WRITE_TOKEN: dict[str, Any] = {"c": str, "q": range(2**63)}
+
+
+def write_token(stores: Stores, namespace_id: str, collection_id: str, seq: int) -> str:
+    """A signed token naming a write: a read presenting it sees that write (and earlier)."""
+    return stores.cursors.encode(
+        WRITE_TOKEN_KIND, namespace_id, WRITE_TOKEN_SCOPE, {"c": collection_id, "q": seq}
+    )
+
+
+def read_consistency(stores: Stores, namespace_id: str, body: dict[str, Any]) -> Consistency:
+    """The request's consistency: strong unless it asks for eventual; a write token always
+    reads strong, up to its write."""
+    wanted = body.get("consistency") or {}
+    token = body.get("write_token")
+    if token is not None:
+        fields = stores.cursors.decode(
+            token,
+            kind=WRITE_TOKEN_KIND,
+            namespace_id=namespace_id,
+            scope=WRITE_TOKEN_SCOPE,
+            spec=_WRITE_TOKEN,
+            what="write_token",
+        )
+        return Consistency(tokens=((fields["c"], fields["q"]),))
+    if wanted.get("mode") == "eventual":
+        staleness = wanted.get("max_staleness_ms")
+        return Consistency(
+            mode="eventual",
+            max_staleness_ms=float(staleness if staleness is not None else 5_000),
+        )
+    return STRONG
 
 
 def _page_size(body: dict[str, Any], target: Target) -> tuple[int, list[str]]:
@@ -155,6 +163,7 @@ def plan(
 ) -> Plan:
     """Validates the request (4xx records nothing) and decides how it is answered."""
     size, warnings = _page_size(body, target)
+    consistency = read_consistency(stores, ns.namespace_id, body)
     continuation_scope = target.retriever.retriever_id if target.retriever else "adhoc"
     req = parse_page_request(
         stores, ns.namespace_id, continuation_scope, body.get("pagination"), size
@@ -183,10 +192,10 @@ def plan(
             latest = _latest(stores, ns, r, inputs_hash)
             if latest is not None:
                 return Plan(req, done=(latest, *stored_page(stores, latest, req)))
-        source = None if skip_cache else _cache.get(stores, ns.namespace_id, key)
+        source = None if skip_cache else _cached_run(stores, ns.namespace_id, key)
         if source is not None and _fresh(stores, source):
             hit = _replay(stores, source, (time.perf_counter() - started) * 1000.0)
-            return Plan(req, done=(hit, *stored_page(stores, hit, req)))
+            return Plan(req, done=(hit, *stored_page(stores, hit, req)), consistency=consistency)
     record = ExecutionRecord(
         execution_id=new_id("exec_", 16),
         namespace_id=ns.namespace_id,
@@ -204,7 +213,14 @@ def plan(
         warnings=warnings,
         request={"pagination": body.get("pagination")},
     )
-    return Plan(req, record=record, target=target, cache_key=key, request_filter=request_filter)
+    return Plan(
+        req,
+        record=record,
+        target=target,
+        cache_key=key,
+        request_filter=request_filter,
+        consistency=consistency,
+    )
 
 
 def finish(stores: Stores, p: Plan, listener: Listener | None = None) -> Answer:
@@ -223,18 +239,16 @@ def finish(stores: Stores, p: Plan, listener: Listener | None = None) -> Answer:
                 p.target.collection_ids,
                 p.request_filter,
                 listener,
+                p.consistency,
             )
         finally:
-            _live.pop(record.execution_id, None)
+            stores.live.discard(record.execution_id)
     finally:
         if p.on_done is not None:
             p.on_done()
     if record.status == "completed" and not record.degraded and p.cache_key is not None:
-        _cache.put(p.cache_key, record.execution_id)
+        stores.results.put(p.cache_key, record.execution_id)
     return record, *first_page(results, record, p.req)
-
-
-_background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="stagewise-exec")
 
 
 def start_in_background(stores: Stores, p: Plan) -> ExecutionRecord:
@@ -245,9 +259,11 @@ def start_in_background(stores: Stores, p: Plan) -> ExecutionRecord:
     survives a crash; the run itself does not, and start-up fails what it finds unfinished
     (services/startup.py)."""
     assert p.record is not None and p.record.status == "pending"
+    # Live first: a stored pending run that no live worker holds is failed by the reaper.
+    stores.live.put(p.record, stores.worker_id)
     stores.metadata.save_execution(p.record)
     answer = p.record.model_copy(deep=True)  # the worker mutates the live record
-    _background.submit(_run_logged, stores, p)
+    stores.background.submit(_run_logged, stores, p)
     return answer
 
 
@@ -269,6 +285,7 @@ def run_execution(
     collection_ids: list[str],
     request_filter: FilterNode | None,
     listener: Listener | None = None,
+    consistency: Consistency = STRONG,
 ) -> list[dict[str, Any]]:
     """Run the pipeline; failures are recorded, not raised. While it runs the record is live
     in this process (status and GET read it directly) and persisted at most every
@@ -276,7 +293,7 @@ def run_execution(
     from other processes too."""
     ns = stores.metadata.get_namespace(record.namespace_id)
     record.status, record.started_at = "processing", utc_now()
-    _live[record.execution_id] = record
+    stores.live.put(record, stores.worker_id)
     # No write at the start: a run is stored when it ends, and also mid-run once it has lasted
     # PROGRESS_SAVE_INTERVAL_S (so fast runs cost one write, slow ones stay observable).
     last_save = time.monotonic()
@@ -294,6 +311,7 @@ def run_execution(
         if event == "stage_complete":
             record.stages_completed = index + 1
             record.stage_statistics = {**record.stage_statistics, name: payload["statistics"]}
+        stores.live.put(record, stores.worker_id)  # what a poll on any worker reads
         if time.monotonic() - last_save >= PROGRESS_SAVE_INTERVAL_S:
             stores.metadata.save_execution(record)
             last_save = time.monotonic()
@@ -306,7 +324,7 @@ def run_execution(
         reads = record.read_versions
         for col in collections:
             reads[col.collection_id] = collection_version(
-                stores, record.namespace_id, col.collection_id
+                stores, record.namespace_id, col.collection_id, consistency
             )
         outcome = run_stages(
             stores=stores,
@@ -318,6 +336,7 @@ def run_execution(
             budget=budget,
             progress=progress,
             reads=reads,
+            consistency=consistency,
         )
     except NotFound as exc:  # a collection deleted after the retriever was made
         outcome = RunOutcome(error=exc.message, error_type=exc.code)
@@ -350,16 +369,27 @@ def run_execution(
             )
     record.total_results = len(results)
     stores.metadata.save_execution(record, results)
-    _live.pop(record.execution_id, None)
+    stores.live.discard(record.execution_id)
     return results
 
 
 def lookup(stores: Stores, namespace_id: str, execution_id: str) -> ExecutionRecord | None:
-    """An execution as it is now: the live in-process record while it runs, else stored."""
-    live = _live.get(execution_id)
+    """An execution as it is now: the live record while it runs (on whichever worker),
+    else the stored one."""
+    live = stores.live.get(execution_id)
     if live is not None and live.namespace_id == namespace_id:
-        return live.model_copy(deep=True)
+        if not stores.live.orphans([execution_id]):
+            return live
+        stores.live.discard(execution_id)  # its worker is gone: the store has the truth
     return stores.metadata.get_execution(namespace_id, execution_id)
+
+
+def _cached_run(stores: Stores, namespace_id: str, key: str) -> ExecutionRecord | None:
+    execution_id = stores.results.get(key)
+    if execution_id is None:
+        return None
+    run = stores.metadata.get_execution(namespace_id, execution_id)
+    return run if run is not None and run.status == "completed" else None
 
 
 def _replay(stores: Stores, source: ExecutionRecord, lookup_ms: float) -> ExecutionRecord:

@@ -2,7 +2,7 @@
 
 New points land in the shard's appendable segment, which is searched by exact scan (fine for
 thousands of points, ~80 ms at a million). When a collection has `min_points` points outside
-the HNSW index, a child process (stagewise.services.index_generation) builds the next
+the HNSW index, a child process (stagewise.storage.index.generation) builds the next
 generation of its shard from the source of truth; the server then swaps it in under the
 collection's write lock and replays the writes that came in meanwhile. Searches never wait:
 until the swap they use the current generation.
@@ -27,7 +27,7 @@ from stagewise.domain.records import CollectionRecord
 from stagewise.errors import StagewiseError
 from stagewise.services.collections import all_collections
 from stagewise.services.context import Stores
-from stagewise.services.documents import apply_missed_writes, collection_write_lock
+from stagewise.storage.protocols import ShardMaintenance
 
 log = logging.getLogger("stagewise.index")
 
@@ -50,8 +50,11 @@ class _Build:
 
 
 class IndexBuilder:
-    def __init__(self, stores: Stores, *, min_points: int, poll_s: float = 5.0) -> None:
+    def __init__(
+        self, stores: Stores, maintenance: ShardMaintenance, *, min_points: int, poll_s: float = 5.0
+    ) -> None:
         self.stores = stores
+        self.maintenance = maintenance
         self.min_points = min_points
         self.poll_s = poll_s
         self._running: dict[str, _Build] = {}
@@ -84,7 +87,7 @@ class IndexBuilder:
                 build.output.close()
                 shutil.rmtree(build.directory, ignore_errors=True)
             self._running.clear()
-        self.stores.index.reap_retired(grace_s=0)
+        self.maintenance.reap_retired(grace_s=0)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_s):
@@ -95,11 +98,11 @@ class IndexBuilder:
 
     def _remove_strays(self) -> None:
         for col in all_collections(self.stores):
-            self.stores.index.remove_stray_generations(col.collection_id)
+            self.maintenance.remove_stray_generations(col.collection_id)
 
     # ---- one round
     def tick(self) -> None:
-        self.stores.index.reap_retired()
+        self.maintenance.reap_retired()
         with self._lock:
             done = [b for b in self._running.values() if b.proc.poll() is not None]
             for build in done:
@@ -119,9 +122,9 @@ class IndexBuilder:
             RETRY_AFTER_FAILURE_S
         ):
             return False
-        if self.stores.index.needs_rebuild(cid):  # an index added after HNSW was built
+        if self.maintenance.needs_rebuild(cid):  # an index added after HNSW was built
             return True
-        pending = self.stores.index.unindexed_points(cid) - self._baseline.get(cid, 0)
+        pending = self.maintenance.unindexed_points(cid) - self._baseline.get(cid, 0)
         return pending >= self.min_points
 
     def status(self) -> dict[str, dict[str, Any]]:
@@ -139,14 +142,14 @@ class IndexBuilder:
     # ---- a build
     def begin(self, col: CollectionRecord) -> None:
         cid = col.collection_id
-        index = self.stores.index
-        directory = index.new_generation_dir(cid)
+        maintenance = self.maintenance
+        directory = maintenance.new_generation_dir(cid)
         log_path = directory.with_name(directory.name + ".log")
         output = log_path.open("wb")
         command = [
             sys.executable,
             "-m",
-            "stagewise.services.index_generation",
+            "stagewise.storage.index.generation",
             "--database-url",
             self.stores.settings.resolved_database_url(),
             "--namespace-id",
@@ -156,7 +159,7 @@ class IndexBuilder:
             "--out",
             str(directory),
             "--extra",
-            orjson.dumps(index.extra_indexes(cid)).decode(),
+            orjson.dumps(maintenance.extra_indexes(cid)).decode(),
         ]
         proc = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
         with self._lock:
@@ -177,10 +180,12 @@ class IndexBuilder:
             log.error("index build of %s failed (exit %s): %s", cid, build.proc.returncode, text)
             raise IndexBuildFailed(f"index build of {cid} failed: {text[-2000:]}")
         result: dict[str, Any] = orjson.loads(text.strip().splitlines()[-1])
-        with collection_write_lock(cid):
-            self.stores.index.install_generation(cid, build.directory)
-            result["replayed"] = apply_missed_writes(self.stores, col)
-        self._baseline[cid] = self.stores.index.unindexed_points(cid)
+        follower = self.stores.follower
+        with follower.lock(cid):
+            self.maintenance.install_generation(cid, build.directory)
+            follower.forget(cid)  # the new generation's watermark is its own
+            result["replayed"] = follower.catch_up(col)
+        self._baseline[cid] = self.maintenance.unindexed_points(cid)
         result["seconds"] = round(time.monotonic() - build.started, 3)
         self._last[cid] = result
         log.info("index generation of %s installed: %s", cid, result)

@@ -14,6 +14,7 @@ from stagewise.ids import CLIENT_ID, check_client_id, new_id, utc_now
 from stagewise.services.context import Stores
 from stagewise.services.extractors import TEXT_EXTRACTOR
 from stagewise.services.keys import Principal
+from stagewise.services.payload_indexes import declare_payload_indexes
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{2,63}$")
 _METRICS = {"cosine", "euclidean", "dot_product", "dot"}
@@ -125,8 +126,7 @@ def apply_namespace_indexes(stores: Stores, ns: NamespaceRecord) -> None:
     namespace create/update and collection create call this; reads never do)."""
     kinds = namespace_index_kinds(ns)
     for col in stores.metadata.list_collections(ns.namespace_id):
-        for field, kind in kinds.items():
-            stores.index.ensure_payload_index(col.collection_id, field, kind)
+        declare_payload_indexes(stores, col, kinds)
 
 
 def create_namespace(stores: Stores, *, body: dict[str, Any]) -> NamespaceRecord:

@@ -16,8 +16,8 @@ from stagewise.ids import new_id, utc_now
 from stagewise.pipeline.registry import get_stage, known_stage_ids
 from stagewise.pipeline.templating import check_tree_syntax, has_template
 from stagewise.services.context import Stores
+from stagewise.services.payload_indexes import declare_payload_indexes
 from stagewise.services.records import checked
-from stagewise.storage.index.qdrant_filter import index_requirements
 
 INPUT_TYPES = {
     "string",
@@ -260,7 +260,7 @@ def filter_index_plan(
                 sample = _stored_sample(stores, collections, field)
                 value = [sample] if leaf.get("operator") in ("in", "nin") else sample
             try:
-                wanted.update(index_requirements(parse_filter({**leaf, "value": value})))
+                wanted.update(stores.index.wanted_indexes(parse_filter({**leaf, "value": value})))
             except ValidationFailed:
                 continue  # reported when the stage itself is validated or run
     return wanted
@@ -276,8 +276,7 @@ def ensure_filter_indexes(
     patch) call this: a read never creates an index."""
     wanted = filter_index_plan(stores, stages, input_schema, collections)
     for col in collections:
-        for field, kind in wanted.items():
-            stores.index.ensure_payload_index(col.collection_id, field, kind)
+        declare_payload_indexes(stores, col, wanted)
     return wanted
 
 

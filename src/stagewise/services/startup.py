@@ -1,47 +1,53 @@
-"""Start-up recovery: close the runs a previous process left unfinished, and bring every
-collection's index up to its source-of-truth watermark."""
+"""Start-up recovery and the upkeep of runs whose worker is gone.
+
+A run lives in the process that carries it out (its worker pool). If that process dies, the
+run will never end, so it is failed rather than left pending for good (and listed as
+`running`). One process that owns its store (the embedded default) fails, at start-up,
+every run it finds unfinished. Workers sharing a store ask the shared live-execution
+registry which runs no live worker holds, and fail only those, at start-up and then every
+`REAP_EVERY_S`, while each worker's heartbeat marks its own runs as alive.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 
 from stagewise.ids import utc_now
-from stagewise.services.collections import all_collections
 from stagewise.services.context import Stores
-from stagewise.services.documents import replay_into_index
 
 log = logging.getLogger("stagewise.startup")
 
 INTERRUPTED = "interrupted by server restart"
+WORKER_LOST = "interrupted: the worker running it stopped"
 _UNFINISHED = ["pending", "processing"]
 _MODES = ("named", "adhoc")  # every ExecutionRecord.mode
 _PAGE = 500
+HEARTBEAT_EVERY_S = 2.0
+HEARTBEAT_TTL_S = 10.0
+REAP_EVERY_S = 10.0
 
 
 def recover(stores: Stores) -> int:
-    """Fails interrupted executions, then replays writes the index missed; HNSW building is
+    """Fails interrupted executions, then brings the index up to the log; HNSW building is
     left to the IndexBuilder, in the background, so start-up takes seconds at any size.
-    Returns the number of writes replayed."""
+    Returns the number of writes applied."""
+    stores.live.heartbeat(stores.worker_id, HEARTBEAT_TTL_S)
     failed = fail_interrupted_executions(stores)
     if failed:
         log.warning("%d executions were unfinished at start-up: marked failed", failed)
-    return sum(replay_into_index(stores, col) for col in all_collections(stores))
+    return stores.follower.sweep()
 
 
 def fail_interrupted_executions(stores: Stores) -> int:
-    """Every run still pending or processing in the store belonged to a process that is
-    gone: runs live in this process's worker pool (services/execute.py) and nothing resumes
-    them, so each is marked failed rather than left pending for good (and listed as
-    `running` by the list filter). This holds while one server owns its store, as the
-    embedded default does (its index shards are locked by one process); servers sharing a
-    PostgreSQL store would need an owner per run here."""
+    """Fails every stored run that is unfinished and held by no live worker."""
+    error = WORKER_LOST if stores.settings.redis_url else INTERRUPTED
     failed = 0
     for ns in stores.metadata.list_namespaces():
         for mode in _MODES:
-            done: set[str] = set()
+            seen: set[str] = set()
+            offset = 0
             while True:
-                # The list reads committed records (the write-behind queue is drained
-                # first), so the runs marked in the previous round are no longer listed.
                 rows, _ = stores.metadata.list_executions(
                     ns.namespace_id,
                     retriever_id=None,
@@ -49,18 +55,54 @@ def fail_interrupted_executions(stores: Stores) -> int:
                     statuses=_UNFINISHED,
                     descending=False,
                     limit=_PAGE,
+                    offset=offset,
                 )
-                # A record listed again was not written: stop rather than loop on it.
-                todo = [x for x in rows if x.execution_id not in done]
+                todo = [x for x in rows if x.execution_id not in seen]
                 if not todo:
-                    if rows:
-                        log.error("%d unfinished executions could not be failed", len(rows))
                     break
+                seen.update(x.execution_id for x in todo)
+                orphans = set(stores.live.orphans([x.execution_id for x in todo]))
                 now = utc_now()
+                closing = []
                 for x in todo:
-                    x.status, x.error = "failed", INTERRUPTED
-                    x.completed_at, x.current_stage = now, None
-                stores.metadata.save_executions([(x, None) for x in todo])
-                done.update(x.execution_id for x in todo)
-                failed += len(todo)
+                    if x.execution_id in orphans:
+                        x.status, x.error = "failed", error
+                        x.completed_at, x.current_stage = now, None
+                        closing.append(x)
+                closed = stores.metadata.close_unfinished(closing)
+                for x in closing:
+                    stores.live.discard(x.execution_id)
+                failed += closed
+                # Runs still held stay listed: page past them (the failed ones drop out).
+                offset += len(todo) - closed
     return failed
+
+
+class Reaper:
+    """Keeps this worker's heartbeat and fails the runs of workers that are gone."""
+
+    def __init__(self, stores: Stores) -> None:
+        self.stores = stores
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stagewise-reaper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        since_reap = 0.0
+        while not self._stop.wait(HEARTBEAT_EVERY_S):
+            try:
+                self.stores.live.heartbeat(self.stores.worker_id, HEARTBEAT_TTL_S)
+                since_reap += HEARTBEAT_EVERY_S
+                if since_reap >= REAP_EVERY_S:
+                    since_reap = 0.0
+                    failed = fail_interrupted_executions(self.stores)
+                    if failed:
+                        log.warning("%d executions of a stopped worker marked failed", failed)
+            except Exception:  # the next round retries; a failed round loses nothing
+                log.exception("execution upkeep failed")

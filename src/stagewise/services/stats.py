@@ -150,7 +150,7 @@ def namespace_stats(stores: Stores, ns: NamespaceRecord) -> NamespaceStats:
 
 
 def deep_health(
-    stores: Stores, builder: IndexBuilder, *, namespace_id: str | None = None
+    stores: Stores, builder: IndexBuilder | None, *, namespace_id: str | None = None
 ) -> tuple[bool, dict[str, Any]]:
     """Whether the metadata store answers a query and every collection's shard answers a
     count, with each check's latency; and, per collection, its index state. Returns
@@ -181,19 +181,23 @@ def deep_health(
         }
     else:
         start = time.perf_counter()
-        building = builder.status()
+        building = builder.status() if builder is not None else {}
         failed: dict[str, str] = {}
         for col in cols:
             cid = col.collection_id
             entry: dict[str, Any] = {}
             try:
                 entry["points"] = stores.index.count(cid)
-                entry["unindexed_points"] = stores.index.unindexed_points(cid)
+                # How far this worker's index follows the log (services/follower.py).
+                entry["log_seq"] = stores.metadata.collection_signature(cid)
+                entry["applied_seq"] = stores.follower.applied(cid)
+                if stores.maintenance is not None:
+                    entry["unindexed_points"] = stores.maintenance.unindexed_points(cid)
             except Exception as exc:  # this shard's failure is its entry
                 entry = {"error": _message(exc)}
                 failed[cid] = entry["error"]
             entry["build"] = building.get(cid)
-            entry["last_build"] = builder.last_build(cid)
+            entry["last_build"] = builder.last_build(cid) if builder is not None else None
             index[cid] = entry
         check: dict[str, Any] = {
             "status": "error" if failed else "ok",
@@ -209,5 +213,6 @@ def deep_health(
         "status": "ok" if healthy else "degraded",
         "checks": checks,
         "index": index,
+        "follower": {"worker_id": stores.worker_id, **stores.follower.status()},
         "scope": {"namespace_id": namespace_id},  # null: every namespace
     }

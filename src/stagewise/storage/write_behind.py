@@ -81,6 +81,16 @@ class WriteBehindExecutions:
             return
         self._queue.put((record, snapshot))
 
+    def close_unfinished(self, records: Sequence[ExecutionRecord]) -> int:
+        self.flush()  # decided against what is stored, so what is queued goes first
+        stored = self.inner.close_unfinished(records)
+        with self._lock:  # memory may hold the old record: let reads go to the store
+            for x in records:
+                known = self._recent.pop(x.execution_id, None)
+                if known is not None:
+                    self._rows -= len(known[1] or ())
+        return stored
+
     def _replace(self, record: ExecutionRecord, snapshot: Results) -> None:
         with self._lock:
             known = self._recent.pop(record.execution_id, None)

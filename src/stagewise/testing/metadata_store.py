@@ -811,6 +811,22 @@ class MetadataStoreConformance:
         store.delete_documents(col.collection_id, ["doc_00001"])  # nothing deleted
         assert store.collection_signature(col.collection_id) == s3
 
+    def test_log_head_covers_every_collection(self, store: MetadataStore) -> None:
+        ns = make_namespace()
+        store.create_namespace(ns)
+        a, b = make_collection(ns.namespace_id), make_collection(ns.namespace_id)
+        store.create_collection(a)
+        store.create_collection(b)
+        before = store.log_head()
+        store.upsert_documents(make_docs(a, 2))
+        store.upsert_documents(make_docs(b, 2))
+        store.delete_documents(a.collection_id, ["doc_00000"])
+        head = store.log_head()
+        assert head > before
+        assert head >= max(store.collection_signature(c.collection_id) for c in (a, b))
+        store.get_document(a.collection_id, "doc_00001")  # reads move nothing
+        assert store.log_head() == head
+
     # ---- idempotency
 
     def test_idempotency_put_get(self, store: MetadataStore) -> None:

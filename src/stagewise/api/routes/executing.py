@@ -55,9 +55,10 @@ def respond(
     if not wait and plan.done is None:
         record = exe.start_in_background(stores, plan)
         body = exe.execution_public(record, [], None, legacy=legacy)
-        return JsonResponse({**body, **(extra or {})}, headers=headers)
-    record, page, pagination = exe.finish(stores, plan)
-    body = exe.execution_public(record, page, pagination, legacy=legacy)
+    else:
+        record, page, pagination = exe.finish(stores, plan)
+        body = exe.execution_public(record, page, pagination, legacy=legacy)
+    body["consistency_mode"] = plan.consistency.mode
     return JsonResponse({**body, **(extra or {})}, headers=headers)
 
 

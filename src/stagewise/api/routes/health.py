@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from stagewise import __version__
 from stagewise.api.deps import CurrentKey, StoresDep
@@ -31,3 +35,34 @@ def deep_health_route(request: Request, stores: StoresDep, principal: CurrentKey
     builder = request.app.state.index_builder
     healthy, body = deep_health(stores, builder, namespace_id=principal.namespace_id)
     return JsonResponse(body, status_code=200 if healthy else 503)
+
+
+class _FollowerCollector:
+    """Read at scrape time from this worker's follower (services/follower.py)."""
+
+    def __init__(self, request: Request) -> None:
+        self.status = request.app.state.stores.follower.status()
+
+    def collect(self) -> Iterator[Metric]:
+        applied = CounterMetricFamily(
+            "stagewise_follower_writes_applied", "Writes this worker's index applied from the log"
+        )
+        applied.add_metric([], self.status["writes_applied"])
+        yield applied
+        lag = GaugeMetricFamily(
+            "stagewise_follower_lag_ms",
+            "Commit-to-apply lag of writes other workers made (recent samples)",
+            labels=["quantile"],
+        )
+        for quantile, key in (("0.5", "lag_ms_p50"), ("0.99", "lag_ms_p99")):
+            if self.status[key] is not None:
+                lag.add_metric([quantile], self.status[key])
+        yield lag
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(request: Request) -> Response:
+    """Prometheus text format. Aggregates only: no tenant's ids or counts."""
+    registry = CollectorRegistry()
+    registry.register(_FollowerCollector(request))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

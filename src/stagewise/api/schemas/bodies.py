@@ -11,7 +11,7 @@ service to refuse, so its specific code survives; `_REQUIRED` documents them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
@@ -102,6 +102,13 @@ class RetrieverCloneBody(_Retriever):
     tags: list[str] | None = None
 
 
+class ReadConsistency(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["strong", "eventual"]
+    max_staleness_ms: StrictInt | None = Field(None, ge=0, le=3_600_000)
+
+
 class _Execute(BaseModel):
     inputs: JsonObject | None = Field(None, description="Values for the input_schema")
     filters: JsonObject | None = Field(None, description='{"AND": [{field, operator, value}]}')
@@ -111,6 +118,14 @@ class _Execute(BaseModel):
     limit: StrictInt | None = Field(None, description="The page size, 1..500")
     page_size: StrictInt | None = Field(None, description="The same as limit")
     stream: StrictBool | None = Field(None, description="Answer Server-Sent Events")
+    consistency: ReadConsistency | None = Field(
+        None,
+        description="How fresh the read must be; strong (the default) sees every "
+        "acknowledged write, whichever worker answers",
+    )
+    write_token: str | None = Field(
+        None, description="From a BYO upsert with options.write_token: the read sees that write"
+    )
 
 
 class ExecuteBody(_Execute):

@@ -49,6 +49,10 @@ class DeepHealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     checks: dict[str, JsonObject]
     index: dict[str, JsonObject] = Field(description="Per collection id: its shard's state")
+    follower: JsonObject = Field(
+        description="This worker's index follower: its id, how it is woken, writes applied, "
+        "and the lag from a write's commit to its apply here (ms, p50/p99)"
+    )
     scope: HealthScope
 
 

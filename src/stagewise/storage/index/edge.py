@@ -6,7 +6,6 @@ import os
 import shutil
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,22 +26,25 @@ from qdrant_edge import (
     UpdateOperation,
 )
 
-from stagewise.domain.filters import FilterNode, fields_of, matches, values_at
+from stagewise.domain.filters import FilterNode, matches
 from stagewise.domain.records import CollectionRecord
 from stagewise.ids import point_id
+from stagewise.storage.index.facets import FACET_KINDS, FACET_SCAN_LIMIT, count_values
 from stagewise.storage.index.layout import (
     OWN_FIELDS,
     create_shard,
     dense_search_params,
     to_points,
 )
-from stagewise.storage.index.payload import SEQ_FIELD, TEXT_FIELD
 from stagewise.storage.index.qdrant_filter import (
     CompiledFilter,
     compile_filter,
+    dense_filter_path,
+    index_requirements,
     normalize_index_kind,
     payload_index_schema,
 )
+from stagewise.storage.payload import SEQ_FIELD, TEXT_FIELD
 from stagewise.storage.protocols import (
     FacetCounts,
     IndexPoint,
@@ -52,14 +54,6 @@ from stagewise.storage.protocols import (
 )
 
 _SCROLL_PAGE = 1000
-FACET_SCAN_LIMIT = 10_000  # points a facet over an unindexed field may scan
-_FACET_KINDS = frozenset({"keyword", "integer", "bool"})  # index kinds the engine facets on
-# Index kinds whose values give HNSW filter-aware links (measured; see _dense_path).
-_LINKED_KINDS = frozenset({"keyword", "integer", "bool", "uuid"})
-
-
-def _facetable(value: Any) -> bool:
-    return isinstance(value, str | int) and not isinstance(value, float)
 
 
 def _remove(path: Path) -> None:
@@ -254,25 +248,17 @@ class EdgeSearchIndex:
     def _dense_path(
         self, collection_id: str, node: FilterNode | None, compiled: CompiledFilter | None
     ) -> tuple[str | None, tuple[str, ...]]:
-        """How a filtered dense search must run over this shard to stay correct. Measured at
-        100k, 10% filters, HNSW built (docs/architecture.md): keyword or integer indexes
-        built before the graph give it filter-aware links (recall 0.99+ as is); a float index
-        does not (an equality kept 0.25 of its hits, ACORN 0.997), nor does an index added
-        after the build; without any index the planner cannot even estimate the filter
-        (recall 0.27, ACORN too) and only an exact scan is right (1.0, ~70 ms)."""
+        """How a filtered dense search must run over this shard (`dense_filter_path`)."""
         if compiled is None or node is None:
             return None, ()
-        unindexed = tuple(sorted(compiled.unindexed)) if compiled.residual is None else ()
-        if int(self.shard(collection_id).info().indexed_vectors_count) == 0:
-            return "exact", unindexed  # no HNSW yet: every search is an exhaustive scan
-        if unindexed:
-            return "exact", unindexed
-        if compiled.residual is not None or self.needs_rebuild(collection_id):
-            return "acorn", ()
-        kinds = self.indexed_fields(collection_id)
-        if any(normalize_index_kind(kinds.get(f)) not in _LINKED_KINDS for f in fields_of(node)):
-            return "acorn", ()
-        return "indexed", ()
+        return dense_filter_path(
+            node,
+            compiled,
+            self.indexed_fields(collection_id),
+            # no HNSW yet: every search is an exhaustive scan
+            exhaustive=int(self.shard(collection_id).info().indexed_vectors_count) == 0,
+            late_indexes=self.needs_rebuild(collection_id),
+        )
 
     def search(self, collection_id: str, requests: list[SearchRequest]) -> list[SearchAnswer]:
         """Run dense and BM25 searches in one batch; each gets its own ranked list."""
@@ -368,21 +354,21 @@ class EdgeSearchIndex:
         points counts them, and says whether it saw them all."""
         shard = self.shard(collection_id)
         flt_engine, _ = self._engine_filter(collection_id, flt)
-        if normalize_index_kind(self.indexed_fields(collection_id).get(key)) in _FACET_KINDS:
+        if normalize_index_kind(self.indexed_fields(collection_id).get(key)) in FACET_KINDS:
             response = shard.facet(
                 FacetRequest(key=key, limit=limit, exact=True, filter=flt_engine)
             )
             return FacetCounts([(hit.value, int(hit.count)) for hit in response.hits], True, None)
-        counts: Counter[Any] = Counter()
         records, more = shard.scroll(
             ScrollRequest(limit=FACET_SCAN_LIMIT, filter=flt_engine, with_payload=[key])
         )
-        for rec in records:
-            # Each point counts once per distinct value, as the engine's facets count.
-            seen = {(type(v), v) for v in values_at(rec.payload or {}, key) if _facetable(v)}
-            counts.update(v for _, v in seen)
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:limit]
+        ranked = count_values((rec.payload or {} for rec in records), key, limit)
         return FacetCounts(ranked, more is None, len(records))
+
+    def wanted_indexes(
+        self, flt: FilterNode | None, *, case_insensitive: bool = False
+    ) -> dict[str, str]:
+        return index_requirements(flt, case_insensitive=case_insensitive)
 
     def ensure_payload_index(self, collection_id: str, field: str, kind: str) -> bool:
         """Create a payload index if the field has none; returns True when one was created.

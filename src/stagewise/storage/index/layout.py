@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from qdrant_edge import (
     AcornSearchParams,
@@ -32,8 +33,8 @@ from qdrant_edge import (
 
 from stagewise.domain.records import CollectionRecord
 from stagewise.ids import point_id
-from stagewise.storage.index.payload import SEQ_FIELD, TEXT_FIELD
 from stagewise.storage.index.qdrant_filter import payload_index_schema
+from stagewise.storage.payload import SEQ_FIELD, TEXT_FIELD
 from stagewise.storage.protocols import IndexPoint
 
 _DISTANCES = {"cosine": Distance.Cosine, "dot": Distance.Dot, "euclidean": Distance.Euclid}
@@ -109,8 +110,11 @@ def create_shard(path: Path, collection: CollectionRecord, extra: dict[str, str]
     return shard
 
 
+def index_payload(point: IndexPoint) -> dict[str, Any]:
+    """What a point stores (both transports): the document's payload and its `seq`, which
+    max_seq() orders by."""
+    return {**point.payload, SEQ_FIELD: point.seq}
+
+
 def to_points(points: Sequence[IndexPoint]) -> list[Point]:
-    return [
-        Point(point_id(p.document_id), dict(p.vectors), {**p.payload, SEQ_FIELD: p.seq})
-        for p in points
-    ]
+    return [Point(point_id(p.document_id), dict(p.vectors), index_payload(p)) for p in points]

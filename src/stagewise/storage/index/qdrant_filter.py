@@ -1,4 +1,10 @@
-"""Compile a parsed filter (`stagewise.domain.filters`) to a Qdrant Edge filter plus a residual.
+"""Compile a parsed filter (`stagewise.domain.filters`) to a Qdrant filter plus a residual.
+
+One compiler serves both transports: it decides what Qdrant evaluates, and a `FilterModels`
+(`filter_models.py`) spells it in qdrant_edge classes (the default, the embedded shards) or
+in qdrant_client models (a Qdrant server, `remote_filter.CLIENT_MODELS`). The index quirks
+below were measured on Qdrant Edge 0.9, which shares the server's segment code; the remote
+transport is checked against the same reference by `stagewise.testing.search_index`.
 
 `compile_filter` splits a tree into the part Qdrant evaluates *exactly* as the reference
 evaluator `stagewise.domain.filters.matches` does, and a residual to run in Python over the
@@ -53,41 +59,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 
 from qdrant_edge import (
-    FieldCondition,
-    Filter,
-    HasIdCondition,
-    HasVectorCondition,
-    IsEmptyCondition,
-    IsNullCondition,
-    MatchAny,
-    MatchPhrase,
-    MatchPrefix,
-    MatchSubstring,
-    MatchText,
-    MatchValue,
-    NestedCondition,
     PayloadSchemaType,
-    RangeDateTime,
-    RangeFloat,
     SnowballLanguage,
     SnowballParams,
     TextIndexParams,
     TokenizerType,
 )
-from qdrant_edge import GeoBoundingBox as QGeoBoundingBox
-from qdrant_edge import GeoPoint as QGeoPoint
-from qdrant_edge import GeoPolygon as QGeoPolygon
-from qdrant_edge import GeoRadius as QGeoRadius
 
 from stagewise.domain.filters import (
     And,
     DateTimeBound,
     FilterNode,
     GeoBoundingBox,
-    GeoPoint,
     GeoPolygon,
     GeoRadius,
     Leaf,
@@ -97,6 +83,7 @@ from stagewise.domain.filters import (
     combine_and,
     fields_of,
 )
+from stagewise.storage.index.filter_models import EDGE_MODELS, FilterModels
 
 IndexKind = Literal["keyword", "integer", "float", "bool", "geo", "datetime", "text"]
 INDEX_KINDS: Final[tuple[str, ...]] = (
@@ -109,15 +96,7 @@ INDEX_KINDS: Final[tuple[str, ...]] = (
     "text",
 )
 
-Condition: TypeAlias = (
-    FieldCondition
-    | IsEmptyCondition
-    | IsNullCondition
-    | HasIdCondition
-    | HasVectorCondition
-    | NestedCondition
-    | Filter
-)
+Condition: TypeAlias = Any  # built by a FilterModels: qdrant_edge or qdrant_client classes
 _Needs: TypeAlias = frozenset[tuple[str, str]]
 _NONE: Final[_Needs] = frozenset()
 
@@ -136,7 +115,7 @@ class CompiledFilter:
     filtered HNSW search over built segments loses most of its hits (recall 0.27 for a 10%
     filter at 100k, ACORN included); such searches must run exactly."""
 
-    qdrant: Filter | None
+    qdrant: Any  # a Filter of the FilterModels' API, or None
     residual: FilterNode | None
     unindexed: frozenset[str] = frozenset()
 
@@ -162,20 +141,16 @@ def normalize_index_kind(kind: object) -> str:
     return str(kind).rsplit(".", 1)[-1].strip().lower()
 
 
-def _number_eq(key: str, value: int | float) -> FieldCondition:
+def _number_eq(m: FilterModels, key: str, value: int | float) -> Condition:
     v = float(value)
-    return FieldCondition(key, range=RangeFloat(gte=v, lte=v))
-
-
-def _qpoint(p: GeoPoint) -> QGeoPoint:
-    return QGeoPoint(lon=p.lon, lat=p.lat)
+    return m.range_float(key, {"gte": v, "lte": v})
 
 
 def _compile_in(
-    key: str, values: tuple[Scalar, ...], ci: bool, kind: str | None
+    m: FilterModels, key: str, values: tuple[Scalar, ...], ci: bool, kind: str | None
 ) -> tuple[Condition | None, _Needs]:
     if not values:
-        return FieldCondition(key, match=MatchAny([])), _NONE
+        return m.match_any(key, []), _NONE
     strings = [v for v in values if isinstance(v, str)]
     numbers = [v for v in values if not isinstance(v, str | bool)]
     if any(isinstance(v, bool) for v in values):
@@ -188,59 +163,56 @@ def _compile_in(
     needs: set[tuple[str, str]] = set()
     if strings:
         conds.append(
-            FieldCondition(
-                key, match=MatchValue(strings[0]) if len(strings) == 1 else MatchAny(strings)
-            )
+            m.match_value(key, strings[0]) if len(strings) == 1 else m.match_any(key, strings)
         )
         needs.add((key, "keyword"))
     for n in dict.fromkeys(float(x) for x in numbers):
-        conds.append(_number_eq(key, n))
+        conds.append(_number_eq(m, key, n))
         needs.add((key, "float"))
-    cond = conds[0] if len(conds) == 1 else Filter(should=conds)
+    cond = conds[0] if len(conds) == 1 else m.filter(should=conds)
     return cond, frozenset(needs)
 
 
-def _compile_leaf(leaf: Leaf, ci: bool, indexes: Mapping[str, str]) -> _Part:
+def _compile_leaf(leaf: Leaf, ci: bool, indexes: Mapping[str, str], m: FilterModels) -> _Part:
     key, op, value = leaf.field, leaf.operator, leaf.value
     kind = indexes.get(key)
     if op == "exists":
-        return _Part(Filter(must_not=[IsEmptyCondition(key)]))
+        return _Part(m.filter(must_not=[m.is_empty(key)]))
     if op == "is_null":
-        return _Part(IsNullCondition(key))
+        return _Part(m.is_null(key))
     if op in ("ne", "nin"):
-        positive = _compile_leaf(Leaf(key, "eq" if op == "ne" else "in", value), ci, indexes)
+        positive = _compile_leaf(Leaf(key, "eq" if op == "ne" else "in", value), ci, indexes, m)
         if positive.exact is None:
             return _residual()
-        return _Part(Filter(must_not=[positive.exact]), needs=positive.needs)
+        return _Part(m.filter(must_not=[positive.exact]), needs=positive.needs)
     if op in ("eq", "contains") and not isinstance(value, str):
         if isinstance(value, bool) or kind not in _NUMERIC_OK:
             return _residual()
         assert isinstance(value, int | float)
-        return _Part(_number_eq(key, value), needs=frozenset({(key, "float")}))
+        return _Part(_number_eq(m, key, value), needs=frozenset({(key, "float")}))
     if op == "in":
         assert isinstance(value, tuple)
-        cond, needs = _compile_in(key, value, ci, kind)
+        cond, needs = _compile_in(m, key, value, ci, kind)
         return _Part(cond, needs=needs) if cond is not None else _residual()
     if op in ("gt", "gte", "lt", "lte"):
         if isinstance(value, DateTimeBound):
             if kind not in _DATETIME_OK:
                 return _residual()
-            rng_dt = RangeDateTime(**{op: value.iso})
-            return _Part(FieldCondition(key, range=rng_dt), needs=frozenset({(key, "datetime")}))
+            rng_dt = m.range_datetime(key, op, value)
+            return _Part(rng_dt, needs=frozenset({(key, "datetime")}))
         assert isinstance(value, int | float)
         if kind not in _NUMERIC_OK:
             return _residual()
-        rng = RangeFloat(**{op: float(value)})
-        return _Part(FieldCondition(key, range=rng), needs=frozenset({(key, "float")}))
+        rng = m.range_float(key, {op: float(value)})
+        return _Part(rng, needs=frozenset({(key, "float")}))
     if op in ("geo_radius", "geo_bounding_box", "geo_polygon"):
         if isinstance(value, GeoRadius):
-            geo = FieldCondition(key, geo_radius=QGeoRadius(_qpoint(value.center), value.radius_m))
+            geo = m.geo_radius(key, value.center, value.radius_m)
         elif isinstance(value, GeoBoundingBox):
-            box = QGeoBoundingBox(_qpoint(value.top_left), _qpoint(value.bottom_right))
-            geo = FieldCondition(key, geo_bounding_box=box)
+            geo = m.geo_bounding_box(key, value.top_left, value.bottom_right)
         else:
             assert isinstance(value, GeoPolygon)
-            geo = FieldCondition(key, geo_polygon=QGeoPolygon([_qpoint(p) for p in value.points]))
+            geo = m.geo_polygon(key, value.points)
         needs = frozenset({(key, "geo")})
         if kind == "geo":
             return _Part(geo, needs=needs)
@@ -252,61 +224,61 @@ def _compile_leaf(leaf: Leaf, ci: bool, indexes: Mapping[str, str]) -> _Part:
     if op in ("words", "phrase"):
         if kind != "text":
             return _residual()
-        match = MatchText(value) if op == "words" else MatchPhrase(value)
-        return _Part(FieldCondition(key, match=match), needs=frozenset({(key, "text")}))
+        match = m.match_text(key, value) if op == "words" else m.match_phrase(key, value)
+        return _Part(match, needs=frozenset({(key, "text")}))
     string_ok = not ci and kind in _STRING_OK
     keyword = frozenset({(key, "keyword")})
     if op == "eq":
         if not string_ok:
             return _residual()
-        return _Part(FieldCondition(key, match=MatchValue(value)), needs=keyword)
+        return _Part(m.match_value(key, value), needs=keyword)
     if op == "starts_with":
         if not string_ok:
             return _residual()
-        return _Part(FieldCondition(key, match=MatchPrefix(value)), needs=keyword)
+        return _Part(m.match_prefix(key, value), needs=keyword)
     if op in ("contains", "ends_with"):
         if not string_ok or not value:
             return _residual()
-        return _residual(FieldCondition(key, match=MatchSubstring(value)), keyword)
+        return _residual(m.match_substring(key, value), keyword)
     # regex, text
     return _residual()
 
 
-def _compile(node: FilterNode, ci: bool, indexes: Mapping[str, str]) -> _Part:
+def _compile(node: FilterNode, ci: bool, indexes: Mapping[str, str], m: FilterModels) -> _Part:
     if isinstance(node, Leaf):
-        return _compile_leaf(node, ci, indexes)
+        return _compile_leaf(node, ci, indexes, m)
     if isinstance(node, Not):
-        inner = _compile(node.child, ci, indexes)
+        inner = _compile(node.child, ci, indexes, m)
         if inner.exact is None:
             return _residual()
-        return _Part(Filter(must_not=[inner.exact]), needs=inner.needs)
-    parts = [_compile(child, ci, indexes) for child in node.children]
+        return _Part(m.filter(must_not=[inner.exact]), needs=inner.needs)
+    parts = [_compile(child, ci, indexes, m) for child in node.children]
     needs = frozenset().union(*(p.needs for p in parts))
     if isinstance(node, Or):
         if not parts:
-            return _Part(HasIdCondition(set()))  # empty OR: false
+            return _Part(m.has_ids(()))  # empty OR: false
         if all(p.exact is not None for p in parts):
-            return _Part(_should([p.exact for p in parts]), needs=needs)
+            return _Part(_should(m, [p.exact for p in parts]), needs=needs)
         supersets = [p.exact if p.exact is not None else p.prefilter for p in parts]
         if all(s is not None for s in supersets):
-            return _residual(_should(supersets), needs)
+            return _residual(_should(m, supersets), needs)
         return _residual()
     # And
     if all(p.exact is not None for p in parts):
-        return _Part(_must([p.exact for p in parts]), needs=needs)
+        return _Part(_must(m, [p.exact for p in parts]), needs=needs)
     implied = [p.exact if p.exact is not None else p.prefilter for p in parts]
     kept = [c for c in implied if c is not None]
-    return _residual(_must(kept) if kept else None, needs)
+    return _residual(_must(m, kept) if kept else None, needs)
 
 
-def _should(conds: Iterable[Condition | None]) -> Condition:
+def _should(m: FilterModels, conds: Iterable[Condition | None]) -> Condition:
     items = [c for c in conds if c is not None]
-    return items[0] if len(items) == 1 else Filter(should=items)
+    return items[0] if len(items) == 1 else m.filter(should=items)
 
 
-def _must(conds: Iterable[Condition | None]) -> Condition:
+def _must(m: FilterModels, conds: Iterable[Condition | None]) -> Condition:
     items = [c for c in conds if c is not None]
-    return items[0] if len(items) == 1 else Filter(must=items)
+    return items[0] if len(items) == 1 else m.filter(must=items)
 
 
 def _unindexed(node: FilterNode, part: _Part, indexes: Mapping[str, str]) -> set[str]:
@@ -324,7 +296,7 @@ def _unindexed(node: FilterNode, part: _Part, indexes: Mapping[str, str]) -> set
 
 
 def _top_level(
-    node: FilterNode, ci: bool, indexes: Mapping[str, str]
+    node: FilterNode, ci: bool, indexes: Mapping[str, str], m: FilterModels
 ) -> tuple[list[Condition], list[FilterNode], set[tuple[str, str]], set[str]]:
     """Split the top-level AND: Qdrant conditions, residual children, index needs, and the
     fields of the exact conditions that lack their index."""
@@ -334,7 +306,7 @@ def _top_level(
     needs: set[tuple[str, str]] = set()
     unindexed: set[str] = set()
     for child in children:
-        part = _compile(child, ci, indexes)
+        part = _compile(child, ci, indexes, m)
         if part.exact is not None:
             conds.append(part.exact)
             unindexed |= _unindexed(child, part, indexes)
@@ -355,6 +327,7 @@ def compile_filter(
     *,
     case_insensitive: bool = False,
     indexes: Mapping[str, object] | None = None,
+    models: FilterModels = EDGE_MODELS,
 ) -> CompiledFilter:
     """Split `node` into a Qdrant filter and a Python residual (see the module doc).
 
@@ -363,18 +336,51 @@ def compile_filter(
     correctness, not just speed: ``words``/``phrase`` compile to Qdrant only on fields with a
     text index built by `payload_index_schema("text")`, and some index kinds change what a
     range answers (module doc). Without `indexes` everything else compiles as if unindexed.
+    `models` builds the conditions: qdrant_edge classes unless told otherwise.
     """
     if node is None:
         return CompiledFilter(None, None)
-    conds, residual, _, unindexed = _top_level(node, case_insensitive, _normalized(indexes))
-    qdrant: Filter | None
+    m = models
+    conds, residual, _, unindexed = _top_level(node, case_insensitive, _normalized(indexes), m)
+    qdrant: Any
     if not conds:
         qdrant = None
-    elif len(conds) == 1 and isinstance(conds[0], Filter):
+    elif len(conds) == 1 and m.is_filter(conds[0]):
         qdrant = conds[0]
     else:
-        qdrant = Filter(must=conds)
+        qdrant = m.filter(must=conds)
     return CompiledFilter(qdrant, combine_and(*residual), frozenset(unindexed))
+
+
+# Index kinds whose values give HNSW filter-aware links (measured; see dense_filter_path).
+LINKED_KINDS: Final = frozenset({"keyword", "integer", "bool", "uuid"})
+
+
+def dense_filter_path(
+    node: FilterNode | None,
+    compiled: CompiledFilter | None,
+    kinds: Mapping[str, str],
+    *,
+    exhaustive: bool,
+    late_indexes: bool,
+) -> tuple[str | None, tuple[str, ...]]:
+    """How a filtered dense search must run to stay correct, and the fields lacking the index
+    their condition needs. Measured at 100k, 10% filters, HNSW built (docs/architecture.md):
+    keyword or integer indexes built before the graph give it filter-aware links (recall
+    0.99+ as is); a float index does not (an equality kept 0.25 of its hits, ACORN 0.997),
+    nor does an index added after the build (`late_indexes`); without any index the planner
+    cannot even estimate the filter (recall 0.27, ACORN too) and only an exact scan is right
+    (1.0, ~70 ms). `exhaustive`: every search is a full scan anyway (no HNSW yet)."""
+    if compiled is None or node is None:
+        return None, ()
+    unindexed = tuple(sorted(compiled.unindexed)) if compiled.residual is None else ()
+    if exhaustive or unindexed:
+        return "exact", unindexed
+    if compiled.residual is not None or late_indexes:
+        return "acorn", ()
+    if any(normalize_index_kind(kinds.get(f)) not in LINKED_KINDS for f in fields_of(node)):
+        return "acorn", ()
+    return "indexed", ()
 
 
 def index_requirements(
@@ -391,7 +397,7 @@ def index_requirements(
     if node is None:
         return {}
     assume_text = {(leaf_field): "text" for leaf_field in _text_fields(node)}
-    _, _, needs, _ = _top_level(node, case_insensitive, assume_text)
+    _, _, needs, _ = _top_level(node, case_insensitive, assume_text, EDGE_MODELS)
     by_field: dict[str, set[str]] = {}
     for f, kind in needs:
         by_field.setdefault(f, set()).add(kind)

@@ -34,6 +34,9 @@ _DELETE_RESULTS = t.execution_results.delete().where(
 _INSERT_RESULTS = t.execution_results.insert()
 
 
+UNFINISHED = ("pending", "processing")
+
+
 @cache
 def _upsert_execution(postgres: bool) -> Any:
     insert = pg_insert if postgres else sqlite_insert
@@ -182,6 +185,23 @@ class PipelineTables:
             ]
             if rows:
                 conn.execute(_INSERT_RESULTS, rows)
+
+    def close_unfinished(self, records: Sequence[ExecutionRecord]) -> int:
+        """Stores each (finished) record only where the stored one is still pending or
+        processing: a run that ended meanwhile keeps its own outcome. Returns how many."""
+        e = t.executions.c
+        stored = 0
+        with self.log_engine.begin() as conn:
+            for x in records:
+                values = self._exec_values(x)
+                del values["execution_id"]
+                result = conn.execute(
+                    t.executions.update()
+                    .where(e.execution_id == x.execution_id, e.status.in_(UNFINISHED))
+                    .values(**values)
+                )
+                stored += result.rowcount
+        return stored
 
     def get_execution(self, namespace_id: str, execution_id: str) -> ExecutionRecord | None:
         e = t.executions.c

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,8 @@ from stagewise.storage.sql.migrate import upgrade_to_head
 from stagewise.storage.sql.pipeline_store import PipelineTables
 from stagewise.storage.sql.vectors_codec import decode_vectors, encode_vectors
 
+# The PostgreSQL channel on which every document write is announced to the index followers.
+LOG_CHANNEL = "stagewise_log"
 _NS_COLUMNS = {"namespace_id", "namespace_name", "created_at", "updated_at"}
 _COL_COLUMNS = {"collection_id", "namespace_id", "collection_name", "created_at", "updated_at"}
 
@@ -315,6 +318,7 @@ class SqlMetadataStore(PipelineTables):
             for values in inserts:
                 last[(values["collection_id"], values["document_id"])] = values
             conn.execute(t.documents.insert(), list(last.values()))
+            self._announce(conn, out[0].namespace_id, {d.collection_id: d.seq for d in out})
         return out
 
     def get_document(self, collection_id: str, document_id: str) -> DocumentRecord | None:
@@ -375,7 +379,37 @@ class SqlMetadataStore(PipelineTables):
                         updated_at=now,
                     )
                 )
+            namespace_id = conn.execute(
+                sa.select(t.collections.c.namespace_id).where(
+                    t.collections.c.collection_id == collection_id
+                )
+            ).scalar()
+            if namespace_id is not None:
+                self._announce(conn, namespace_id, {collection_id: first + len(live) - 1})
         return len(live)
+
+    def _announce(self, conn: Connection, namespace_id: str, heads: dict[str, int]) -> None:
+        """PostgreSQL tells every follower at commit (NOTIFY is transactional): "namespace
+        collection seq epoch-ms" per collection written. SQLite followers poll instead."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        now_ms = time.time() * 1000.0
+        for collection_id, seq in heads.items():
+            conn.execute(
+                sa.select(
+                    sa.func.pg_notify(
+                        LOG_CHANNEL, f"{namespace_id} {collection_id} {seq} {now_ms:.1f}"
+                    )
+                )
+            )
+
+    def log_head(self) -> int:
+        """The highest seq reserved store-wide: unchanged means no document was written."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(t.sequences.c.value).where(t.sequences.c.name == "documents")
+            ).scalar()
+        return int(value or 0)
 
     def collection_signature(self, collection_id: str) -> int:
         """The highest seq written to a collection (tombstones included): changes on any write."""

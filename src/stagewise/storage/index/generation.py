@@ -5,7 +5,7 @@ serving process never builds. This child reads the collection from the source of
 writes a fresh shard, optimises it and prints its watermark (the highest `seq` it holds) as
 JSON; the server then swaps it in and replays what was written meanwhile (IndexBuilder).
 
-    python -m stagewise.services.index_generation --database-url URL --namespace-id NS \
+    python -m stagewise.storage.index.generation --database-url URL --namespace-id NS \
         --collection-id COL --out DIR [--extra '{"metadata.category": "keyword"}']
 """
 
@@ -23,7 +23,7 @@ import orjson
 from qdrant_edge import UpdateOperation
 
 from stagewise.storage.index.layout import create_shard, to_points
-from stagewise.storage.index.payload import index_changes
+from stagewise.storage.payload import index_changes
 from stagewise.storage.sql.store import SqlMetadataStore
 
 
