@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.server import free_port
+from tests.support.server import free_port, loopback_client
 
 
 class KillableServer:
@@ -111,9 +111,4 @@ class KillableServer:
 
     def client(self, key: str | None = None, namespace: str | None = None) -> httpx.Client:
         """As ServerHandle.client."""
-        headers = {}
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key}"
-        if namespace is not None:
-            headers["X-Namespace"] = namespace
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=60)
+        return loopback_client(self.base_url, key, namespace)

@@ -35,12 +35,17 @@ class ServerHandle:
         self.thread.join(timeout=30)
 
     def client(self, key: str | None = None, namespace: str | None = None) -> httpx.Client:
-        headers = {}
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key}"
-        if namespace is not None:
-            headers["X-Namespace"] = namespace
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=60)
+        return loopback_client(self.base_url, key, namespace)
+
+
+def loopback_client(base_url: str, key: str | None, namespace: str | None) -> httpx.Client:
+    """A client with the key and namespace headers set (either may be left out)."""
+    headers = {}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    if namespace is not None:
+        headers["X-Namespace"] = namespace
+    return httpx.Client(base_url=base_url, headers=headers, timeout=60)
 
 
 def start_server(data_dir: Path, *, admin_key: str, **settings: Any) -> ServerHandle:

@@ -163,3 +163,25 @@ def test_concurrent_writers_and_readers_converge(world: World) -> None:
     assert not errors
     assert world.read(world.b) == world.read(world.a)
     assert len(world.read(world.b)) == 80
+
+
+def test_two_writers_apply_each_others_writes_in_order(world: World) -> None:
+    """A and B both write (overwrites and deletes of the same ids, interleaved); each applies
+    its own write without reading it back, and the other's from the log first: both indexes
+    end equal to the store."""
+    writers = (world.a, world.b)
+    truth: dict[str, str] = {}
+    for step in range(60):
+        me = writers[step % 2]
+        doc_id = f"d{step % 7}"
+        with me.lock(world.col.collection_id):
+            if step % 5 == 4 and doc_id in truth:
+                world.store.delete_documents(world.col.collection_id, [doc_id])
+                me.catch_up(world.col)
+                del truth[doc_id]
+            else:
+                stored = world.store.upsert_documents([world.doc(doc_id, float(step), f"s{step}")])
+                me.apply_own_write(world.col, stored)
+                truth[doc_id] = f"s{step}"
+        assert world.read(me, Consistency(mode="eventual", max_staleness_ms=60_000)) == truth
+    assert world.read(world.a) == world.read(world.b) == truth

@@ -96,17 +96,47 @@ class IndexFollower:
 
     # ---- applying
     def apply_own_write(self, col: CollectionRecord, stored: Sequence[DocumentRecord]) -> None:
-        """A write this process just committed; the caller holds `lock(collection)`."""
+        """A write this process just committed; the caller holds `lock(collection)`.
+
+        The batch's seqs were reserved together, and a writer reserves them only once every
+        smaller seq is committed (the sequence row lock), so: apply the log up to the batch
+        from SQL (other processes' writes, usually none), then the batch as it is in hand,
+        without reading it back. Later writes (seq past the batch) come by the log as usual.
+        """
         cid = col.collection_id
-        if not self.exclusive or not stored:
-            self.catch_up(col)
+        if not stored:
             return
-        self.index.upsert(
-            cid,
-            [IndexPoint(d.document_id, d.seq, d.vectors, document_payload(col, d)) for d in stored],
-        )
+        if not self.exclusive:
+            self._apply_log_below(col, min(d.seq for d in stored))
+        points = [
+            IndexPoint(d.document_id, d.seq, d.vectors, document_payload(col, d)) for d in stored
+        ]
+        self.index.upsert(cid, points)
         self._applied[cid] = max(self.applied(cid), max(d.seq for d in stored))
         self._applied_total += len(stored)
+
+    def _apply_log_below(self, col: CollectionRecord, first: int) -> None:
+        """Applies the log's writes with applied < seq < first, in seq order."""
+        cid = col.collection_id
+        self.index.ensure_collection(col)
+        since = self.applied(cid)
+        while True:
+            changes = [
+                d for d in self.metadata.changes_since(cid, since, limit=1000) if d.seq < first
+            ]
+            if not changes:
+                return
+            live = [c for c in changes if not c.deleted]
+            self.index.delete(cid, [c.document_id for c in changes if c.deleted])
+            self.index.upsert(
+                cid,
+                [
+                    IndexPoint(d.document_id, d.seq, d.vectors, document_payload(col, d))
+                    for d in live
+                ],
+            )
+            since = self._applied[cid] = changes[-1].seq
+            self._applied_total += len(changes)
 
     def catch_up(self, col: CollectionRecord, *, written_at_ms: float | None = None) -> int:
         """Applies every write newer than the collection's watermark, in `seq` order."""

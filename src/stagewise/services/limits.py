@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from stagewise.errors import RateLimited
+from stagewise.storage.state import too_many_executions, too_many_requests
 
 
 @dataclass
@@ -52,13 +52,7 @@ class RateLimiter:
                 bucket.tokens -= 1.0
                 return
             wait = (1.0 - bucket.tokens) / self.rate
-        raise RateLimited(
-            f"Too many requests for this API key: the limit is {self.rate:g} a second "
-            f"(bursts of {self.burst}); retry in {wait:.2f} s",
-            code="rate_limited",
-            retry_after_seconds=round(wait, 3),
-            limit_per_second=self.rate,
-        )
+        raise too_many_requests(self.rate, self.burst, wait)
 
 
 class ExecutionSlots:
@@ -76,13 +70,7 @@ class ExecutionSlots:
         with self._lock:
             running = self._running.get(key_id, 0)
             if running >= self.per_key:
-                raise RateLimited(
-                    f"This API key already runs {running} executions, its limit; retry when "
-                    "one has finished",
-                    code="too_many_executions",
-                    retry_after_seconds=1.0,
-                    limit=self.per_key,
-                )
+                raise too_many_executions(running, self.per_key)
             self._running[key_id] = running + 1
         released = False
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from stagewise.domain.pipeline_records import ExecutionRecord
+from stagewise.errors import RateLimited
 
 
 class LiveExecutions(Protocol):
@@ -56,3 +57,24 @@ class SharedSecret(Protocol):
     """One secret shared by every worker (the cursor signing key), made once."""
 
     def get_or_create(self, name: str, make: Callable[[], str]) -> str: ...
+
+
+def too_many_requests(rate: float, burst: int, wait_s: float) -> RateLimited:
+    """The 429 of every RequestRate, so both implementations answer alike."""
+    return RateLimited(
+        f"Too many requests for this API key: the limit is {rate:g} a second "
+        f"(bursts of {burst}); retry in {wait_s:.2f} s",
+        code="rate_limited",
+        retry_after_seconds=round(wait_s, 3),
+        limit_per_second=rate,
+    )
+
+
+def too_many_executions(running: int, limit: int) -> RateLimited:
+    """The 429 of every ConcurrencySlots."""
+    return RateLimited(
+        f"This API key already runs {running} executions, its limit; retry when one has finished",
+        code="too_many_executions",
+        retry_after_seconds=1.0,
+        limit=limit,
+    )

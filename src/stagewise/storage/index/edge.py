@@ -16,7 +16,6 @@ from qdrant_edge import (
     EdgeShard,
     FacetRequest,
     Filter,
-    HasIdCondition,
     OrderBy,
     Query,
     QueryBatchRequest,
@@ -26,10 +25,17 @@ from qdrant_edge import (
     UpdateOperation,
 )
 
-from stagewise.domain.filters import FilterNode, matches
+from stagewise.domain.filters import FilterNode
 from stagewise.domain.records import CollectionRecord
 from stagewise.ids import point_id
-from stagewise.storage.index.facets import FACET_KINDS, FACET_SCAN_LIMIT, count_values
+from stagewise.storage.index import scan
+from stagewise.storage.index.facets import (
+    FACET_KINDS,
+    FACET_SCAN_LIMIT,
+    engine_facet,
+    scanned_facet,
+)
+from stagewise.storage.index.filter_models import EDGE_MODELS
 from stagewise.storage.index.layout import (
     OWN_FIELDS,
     create_shard,
@@ -40,7 +46,6 @@ from stagewise.storage.index.qdrant_filter import (
     CompiledFilter,
     compile_filter,
     dense_filter_path,
-    index_requirements,
     normalize_index_kind,
     payload_index_schema,
 )
@@ -64,11 +69,13 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-class EdgeSearchIndex:
+class EdgeSearchIndex(scan.FilterScans[Filter]):
     """Each collection's shard lives in a generation directory under `root`; the file
     `<collection_id>.current` names the one in use (none: the directory `<collection_id>`).
     A new generation is built elsewhere (a child process) and swapped in with
-    install_generation()."""
+    install_generation(). Filters: `FilterScans` (filter_ids, the residual scan, id sets)."""
+
+    _filter_models = EDGE_MODELS
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -182,11 +189,6 @@ class EdgeSearchIndex:
             return int(shard.count(CountRequest(exact=True, filter=compiled.qdrant)))
         return sum(1 for _ in self._scan(collection_id, compiled))
 
-    def filter_ids(self, collection_id: str, flt: FilterNode | None) -> Iterator[str]:
-        """Document ids matching a filter, exactly."""
-        compiled = self._compile(collection_id, flt, False) if flt is not None else None
-        return self._scan(collection_id, compiled)
-
     def _compile(self, collection_id: str, node: Any, case_insensitive: bool) -> CompiledFilter:
         # The compiler must know the indexes: some payload index kinds change Qdrant's answers.
         # The BM25 `_text` index (stop words) and `_seq` are ours, never user-filtered.
@@ -197,9 +199,9 @@ class EdgeSearchIndex:
         }
         return compile_filter(node, case_insensitive=case_insensitive, indexes=indexes)
 
-    def _scan(
-        self, collection_id: str, compiled: CompiledFilter | None, case_insensitive: bool = False
-    ) -> Iterator[str]:
+    def _pages(self, collection_id: str, compiled: CompiledFilter | None) -> Iterator[list[Any]]:
+        """The points under the filter's engine part, a page at a time; payloads in full only
+        when a residual needs them. One shard throughout, looked up at the first page."""
         shard = self.shard(collection_id)
         offset: Any = None
         want_payload: Any = True if compiled is not None and compiled.residual else ["document_id"]
@@ -212,38 +214,9 @@ class EdgeSearchIndex:
                     with_payload=want_payload,
                 )
             )
-            for rec in records:
-                payload = rec.payload or {}
-                residual = compiled.residual if compiled is not None else None
-                if residual is not None and not matches(
-                    residual, payload, case_insensitive=case_insensitive
-                ):
-                    continue
-                yield str(payload["document_id"])
+            yield records
             if offset is None:
                 return
-
-    def _engine_filter(
-        self, collection_id: str, flt: FilterNode | None, case_insensitive: bool = False
-    ) -> tuple[Filter | None, CompiledFilter | None]:
-        """A Qdrant filter equivalent to `flt`. Parts the engine cannot evaluate exactly are
-        resolved to an id set by a payload scan, so searches under them stay exact; the
-        compiled filter says which it was (a residual means an id set)."""
-        if flt is None:
-            return None, None
-        compiled = self._compile(collection_id, flt, case_insensitive)
-        if compiled.residual is None:
-            return compiled.qdrant, compiled
-        ids = [point_id(d) for d in self._scan(collection_id, compiled, case_insensitive)]
-        return Filter(must=[HasIdCondition(set(ids))]), compiled
-
-    def _hits(self, points: list[Any], with_vectors: bool) -> list[ScoredHit]:
-        out = []
-        for p in points:
-            payload = p.payload or {}
-            vectors = p.vector if with_vectors and isinstance(p.vector, dict) else None
-            out.append(ScoredHit(str(payload.get("document_id")), float(p.score), payload, vectors))
-        return out
 
     def _dense_path(
         self, collection_id: str, node: FilterNode | None, compiled: CompiledFilter | None
@@ -302,7 +275,7 @@ class EdgeSearchIndex:
             )
         results = shard.query_batch(QueryBatchRequest(batch))
         return [
-            SearchAnswer(self._hits(points, req.with_vectors), path, unindexed)
+            SearchAnswer(scan.scored_hits(points, req.with_vectors), path, unindexed)
             for points, req, (path, unindexed) in zip(results, requests, plans, strict=True)
         ]
 
@@ -318,10 +291,7 @@ class EdgeSearchIndex:
         shard = self.shard(collection_id)
         flt_engine, _ = self._engine_filter(collection_id, flt, case_insensitive)
         records, _ = shard.scroll(ScrollRequest(limit=limit, filter=flt_engine, with_payload=True))
-        return [
-            ScoredHit(str((r.payload or {}).get("document_id")), 0.0, r.payload or {})
-            for r in records
-        ]
+        return scan.unscored_hits(records)
 
     def payloads(
         self, collection_id: str, document_ids: Sequence[str]
@@ -330,7 +300,7 @@ class EdgeSearchIndex:
         records = self.shard(collection_id).retrieve(
             [point_id(d) for d in document_ids], True, False
         )
-        return {str((r.payload or {}).get("document_id")): r.payload or {} for r in records}
+        return scan.payloads_by_id(records)
 
     def vectors(
         self, collection_id: str, document_ids: Sequence[str], vector_name: str
@@ -339,12 +309,7 @@ class EdgeSearchIndex:
         records = shard.retrieve(
             [point_id(d) for d in document_ids], ["document_id"], [vector_name]
         )
-        out: dict[str, list[float]] = {}
-        for rec in records:
-            vec = rec.vector.get(vector_name) if isinstance(rec.vector, dict) else None
-            if isinstance(vec, list):
-                out[str((rec.payload or {}).get("document_id"))] = [float(x) for x in vec]  # type: ignore[arg-type]
-        return out
+        return scan.vectors_by_id(records, vector_name)
 
     def facet(
         self, collection_id: str, key: str, limit: int, flt: FilterNode | None
@@ -358,17 +323,11 @@ class EdgeSearchIndex:
             response = shard.facet(
                 FacetRequest(key=key, limit=limit, exact=True, filter=flt_engine)
             )
-            return FacetCounts([(hit.value, int(hit.count)) for hit in response.hits], True, None)
+            return engine_facet(response.hits)
         records, more = shard.scroll(
             ScrollRequest(limit=FACET_SCAN_LIMIT, filter=flt_engine, with_payload=[key])
         )
-        ranked = count_values((rec.payload or {} for rec in records), key, limit)
-        return FacetCounts(ranked, more is None, len(records))
-
-    def wanted_indexes(
-        self, flt: FilterNode | None, *, case_insensitive: bool = False
-    ) -> dict[str, str]:
-        return index_requirements(flt, case_insensitive=case_insensitive)
+        return scanned_facet(records, more, key, limit)
 
     def ensure_payload_index(self, collection_id: str, field: str, kind: str) -> bool:
         """Create a payload index if the field has none; returns True when one was created.

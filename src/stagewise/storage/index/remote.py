@@ -15,8 +15,8 @@ The layout follows the embedded one (`layout.py`), so both transports answer ali
 - BM25 is a TextQuery over `_bm25`, which scores exactly as the embedded text index does;
   sparse vectors with the IDF modifier cannot (measured, `bm25.py`).
 - filters compile with the embedded transport's compiler (`qdrant_filter.py`) to
-  qdrant_client models; residual conditions are evaluated here, over payloads, exactly as
-  the embedded transport does.
+  qdrant_client models; residual conditions are evaluated over payloads by the code the
+  embedded transport runs too (`scan.FilterScans`).
 - `filter_path` says what the server does: the same planner decisions as the embedded
   shards (`qdrant_filter.dense_filter_path`: "indexed", "acorn", or "exact" with the
   unindexed fields forced to an exact search), from the collection's payload schema, its
@@ -38,16 +38,21 @@ from typing import Any, Final
 from qdrant_client import QdrantClient, models
 from qdrant_client.local.qdrant_local import QdrantLocal
 
-from stagewise.domain.filters import FilterNode, matches
+from stagewise.domain.filters import FilterNode
 from stagewise.domain.records import CollectionRecord
 from stagewise.ids import point_id
+from stagewise.storage.index import scan
 from stagewise.storage.index.bm25 import BM25_FIELD, bm25_text
-from stagewise.storage.index.facets import FACET_KINDS, FACET_SCAN_LIMIT, count_values
+from stagewise.storage.index.facets import (
+    FACET_KINDS,
+    FACET_SCAN_LIMIT,
+    engine_facet,
+    scanned_facet,
+)
 from stagewise.storage.index.qdrant_filter import (
     CompiledFilter,
     compile_filter,
     dense_filter_path,
-    index_requirements,
     normalize_index_kind,
 )
 from stagewise.storage.index.remote_errors import ErrorMapper
@@ -86,8 +91,12 @@ class _Schema:
     read_at: float
 
 
-class QdrantSearchIndex:
-    """`SearchIndex` over a `QdrantClient`: a server, or local mode (":memory:", a path)."""
+class QdrantSearchIndex(scan.FilterScans[models.Filter]):
+    """`SearchIndex` over a `QdrantClient`: a server, or local mode (":memory:", a path).
+    Filters: `FilterScans` (filter_ids, the residual scan, id sets), as on the embedded
+    shards."""
+
+    _filter_models = CLIENT_MODELS
 
     def __init__(
         self,
@@ -182,11 +191,6 @@ class QdrantSearchIndex:
             self._schemas[collection_id] = schema
         return schema
 
-    def wanted_indexes(
-        self, flt: FilterNode | None, *, case_insensitive: bool = False
-    ) -> dict[str, str]:
-        return index_requirements(flt, case_insensitive=case_insensitive)
-
     def ensure_payload_index(self, collection_id: str, field: str, kind: str) -> bool:
         """Create a payload index if the field has none; True when one was created. One
         added after HNSW was built marks the collection (in its metadata, for every
@@ -234,11 +238,6 @@ class QdrantSearchIndex:
             qfilter = compiled.qdrant if compiled is not None else None
             return int(self.client.count(name, count_filter=qfilter, exact=True).count)
 
-    def filter_ids(self, collection_id: str, flt: FilterNode | None) -> Iterator[str]:
-        """Document ids matching a filter, exactly."""
-        compiled = self._compile(collection_id, flt, False) if flt is not None else None
-        return self._scan(collection_id, compiled)
-
     def _compile(self, collection_id: str, node: Any, case_insensitive: bool) -> CompiledFilter:
         # As on the embedded shards, the index kinds decide what is exact; our own text
         # fields are never user-filtered. Local mode ignores payload indexes: unindexed.
@@ -253,11 +252,13 @@ class QdrantSearchIndex:
             models.PayloadSelectorExclude(exclude=[BM25_FIELD]) if with_payload else ["document_id"]
         )
 
-    def _scan(
-        self, collection_id: str, compiled: CompiledFilter | None, case_insensitive: bool = False
-    ) -> Iterator[str]:
+    def _pages(
+        self, collection_id: str, compiled: CompiledFilter | None
+    ) -> Iterator[list[models.Record]]:
+        """The points under the filter's engine part, a page at a time (`_SCROLL_PAGE`);
+        payloads in full only when a residual needs them."""
         name = self._name(collection_id)
-        residual = compiled.residual if compiled is not None else None
+        with_payload = self._payload(compiled is not None and compiled.residual is not None)
         offset: Any = None
         while True:
             with self._errors.calls(collection_id):
@@ -266,30 +267,11 @@ class QdrantSearchIndex:
                     scroll_filter=compiled.qdrant if compiled is not None else None,
                     limit=_SCROLL_PAGE,
                     offset=offset,
-                    with_payload=self._payload(residual is not None),
+                    with_payload=with_payload,
                 )
-            for rec in records:
-                payload = rec.payload or {}
-                if residual is not None and not matches(
-                    residual, payload, case_insensitive=case_insensitive
-                ):
-                    continue
-                yield str(payload["document_id"])
+            yield records
             if offset is None:
                 return
-
-    def _engine_filter(
-        self, collection_id: str, flt: FilterNode | None, case_insensitive: bool = False
-    ) -> tuple[models.Filter | None, CompiledFilter | None]:
-        """A server filter equivalent to `flt`: a residual is resolved to an id set by a
-        payload scan, as on the embedded shards."""
-        if flt is None:
-            return None, None
-        compiled = self._compile(collection_id, flt, case_insensitive)
-        if compiled.residual is None:
-            return compiled.qdrant, compiled
-        ids = [point_id(d) for d in self._scan(collection_id, compiled, case_insensitive)]
-        return models.Filter(must=[CLIENT_MODELS.has_ids(ids)]), compiled
 
     def _dense_path(
         self, collection_id: str, node: FilterNode | None, compiled: CompiledFilter | None
@@ -362,17 +344,9 @@ class QdrantSearchIndex:
             with self._errors.calls(collection_id):
                 responses = self.client.query_batch_points(self._name(collection_id), batch)
             for (i, path, unindexed), response in zip(plans, responses, strict=True):
-                hits = self._hits(response.points, requests[i].with_vectors)
+                hits = scan.scored_hits(response.points, requests[i].with_vectors)
                 answers[i] = SearchAnswer(hits, path, unindexed)
         return [a if a is not None else SearchAnswer([]) for a in answers]
-
-    def _hits(self, points: Sequence[Any], with_vectors: bool) -> list[ScoredHit]:
-        out = []
-        for p in points:
-            payload = p.payload or {}
-            vectors = p.vector if with_vectors and isinstance(p.vector, dict) else None
-            out.append(ScoredHit(str(payload.get("document_id")), float(p.score), payload, vectors))
-        return out
 
     def scroll(
         self,
@@ -391,10 +365,7 @@ class QdrantSearchIndex:
                 limit=limit,
                 with_payload=self._payload(),
             )
-        return [
-            ScoredHit(str((r.payload or {}).get("document_id")), 0.0, r.payload or {})
-            for r in records
-        ]
+        return scan.unscored_hits(records)
 
     def payloads(
         self, collection_id: str, document_ids: Sequence[str]
@@ -407,7 +378,7 @@ class QdrantSearchIndex:
                 with_payload=self._payload(),
                 with_vectors=False,
             )
-        return {str((r.payload or {}).get("document_id")): r.payload or {} for r in records}
+        return scan.payloads_by_id(records)
 
     def vectors(
         self, collection_id: str, document_ids: Sequence[str], vector_name: str
@@ -419,12 +390,7 @@ class QdrantSearchIndex:
                 with_payload=["document_id"],
                 with_vectors=[vector_name],
             )
-        out: dict[str, list[float]] = {}
-        for rec in records:
-            vec = rec.vector.get(vector_name) if isinstance(rec.vector, dict) else None
-            if isinstance(vec, list):
-                out[str((rec.payload or {}).get("document_id"))] = [float(x) for x in vec]  # type: ignore[arg-type]
-        return out
+        return scan.vectors_by_id(records, vector_name)
 
     def facet(
         self, collection_id: str, key: str, limit: int, flt: FilterNode | None
@@ -439,10 +405,9 @@ class QdrantSearchIndex:
                 response = self.client.facet(
                     name, key, facet_filter=qfilter, limit=limit, exact=True
                 )
-            return FacetCounts([(hit.value, int(hit.count)) for hit in response.hits], True, None)
+            return engine_facet(response.hits)
         with self._errors.calls(collection_id):
             records, more = self.client.scroll(
                 name, scroll_filter=qfilter, limit=FACET_SCAN_LIMIT, with_payload=[key]
             )
-        ranked = count_values((rec.payload or {} for rec in records), key, limit)
-        return FacetCounts(ranked, more is None, len(records))
+        return scanned_facet(records, more, key, limit)

@@ -31,7 +31,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from stagewise.domain.pipeline_records import ExecutionRecord
-from stagewise.errors import RateLimited, Unavailable
+from stagewise.errors import Unavailable
+from stagewise.storage.state import too_many_executions, too_many_requests
 
 log = logging.getLogger("stagewise.shared_state")
 
@@ -248,13 +249,7 @@ class RedisRequestRate:
         if int(answer[0]) == 1:
             return
         wait = float(answer[1])
-        raise RateLimited(
-            f"Too many requests for this API key: the limit is {self.rate:g} a second "
-            f"(bursts of {self.burst}); retry in {wait:.2f} s",
-            code="rate_limited",
-            retry_after_seconds=round(wait, 3),
-            limit_per_second=self.rate,
-        )
+        raise too_many_requests(self.rate, self.burst, wait)
 
 
 class RedisConcurrencySlots:
@@ -276,13 +271,7 @@ class RedisConcurrencySlots:
                 self._state.slot_script(keys=[key], args=[self.per_key, _ms(self.lease_s), token])
             )
         if running:
-            raise RateLimited(
-                f"This API key already runs {running} executions, its limit; retry when "
-                "one has finished",
-                code="too_many_executions",
-                retry_after_seconds=1.0,
-                limit=self.per_key,
-            )
+            raise too_many_executions(running, self.per_key)
         lock = threading.Lock()
         released = False
 
