@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import iter_route_contexts
@@ -78,6 +79,21 @@ def install_error_handlers(app: FastAPI) -> None:
         retry = exc.details.get("retry_after_seconds")
         if isinstance(retry, int | float):
             response.headers["Retry-After"] = retry_after_header(retry)
+        return response
+
+    @app.exception_handler(sqlalchemy.exc.DBAPIError)
+    async def _store_down(_: Request, exc: sqlalchemy.exc.DBAPIError) -> JsonResponse:
+        if not exc.connection_invalidated:  # not a lost connection: a bug, a real 500
+            raise exc
+        log.warning("the metadata store dropped a connection: %s", exc.orig)
+        response = error_response(
+            503,
+            "The metadata store is unavailable (a connection was lost); retry shortly",
+            "ServiceUnavailableError",
+            "store_unavailable",
+            {"retry_after_seconds": 1},
+        )
+        response.headers["Retry-After"] = "1"
         return response
 
     @app.exception_handler(RequestValidationError)

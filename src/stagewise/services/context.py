@@ -16,6 +16,7 @@ from stagewise.errors import InvalidRequest
 from stagewise.services.cursors import CursorCodec, load_secret
 from stagewise.services.follower import IndexFollower
 from stagewise.services.limits import ExecutionSlots, RateLimiter
+from stagewise.services.live_progress import LiveProgress
 from stagewise.storage.cached import CachedMetadataStore
 from stagewise.storage.index.factory import make_search_index
 from stagewise.storage.local_state import LocalLiveExecutions, LocalResultCache
@@ -55,13 +56,19 @@ class Stores:
     inline_reads: bool = False
     # Embedded shards only (generations, optimize); None for a shared Qdrant server.
     maintenance: ShardMaintenance | None = None
+    # Publishes this worker's runs to `live` (services/live_progress.py).
+    progress: LiveProgress = field(init=False)
     background: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(BACKGROUND_RUNS, "stagewise-exec")
     )
     closers: list[object] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.progress = LiveProgress(self.live, self.worker_id)
+
     def close(self) -> None:
         self.follower.stop()
+        self.progress.close()
         self.background.shutdown(wait=False, cancel_futures=True)
         for closer in self.closers:
             close = getattr(closer, "close", None)
@@ -121,10 +128,13 @@ def open_stores(settings: Settings) -> Stores:
     settings, slot_lock = claim_worker_slot(settings)
     url = settings.resolved_database_url()
     sql = SqlMetadataStore(url)
-    # One process that owns a SQLite store may cache its hot records and write execution
-    # records behind; with other processes on the store, every read must see their writes.
+    # One process that owns a SQLite store writes execution records behind; with other
+    # processes on the store, a run's record is committed before its answer. The catalog
+    # (namespaces, collections, retrievers) is cached in every process: workers sharing
+    # PostgreSQL drop their copies on each other's NOTIFY (storage/cached.py).
     exclusive = settings.is_sqlite and settings.workers == 1
-    metadata: MetadataStore = WriteBehindExecutions(CachedMetadataStore(sql)) if exclusive else sql
+    catalog = CachedMetadataStore(sql, announce=None if exclusive else sql.announce_catalog)
+    metadata: MetadataStore = WriteBehindExecutions(catalog) if exclusive else catalog
     index, maintenance = make_search_index(settings)
     follower = IndexFollower(
         metadata,
@@ -133,6 +143,7 @@ def open_stores(settings: Settings) -> Stores:
         shared_index=maintenance is None,
         poll_s=settings.follower_poll_s,
         listen_url=None if settings.is_sqlite else url,
+        on_catalog_change=catalog.invalidate,
     )
     embedder = make_embedder(settings.embedder, settings.embed_batch_size)
     closers: list[object] = [slot_lock] if slot_lock is not None else []

@@ -242,7 +242,7 @@ def finish(stores: Stores, p: Plan, listener: Listener | None = None) -> Answer:
                 p.consistency,
             )
         finally:
-            stores.live.discard(record.execution_id)
+            stores.progress.end(record.execution_id)
     finally:
         if p.on_done is not None:
             p.on_done()
@@ -260,7 +260,7 @@ def start_in_background(stores: Stores, p: Plan) -> ExecutionRecord:
     (services/startup.py)."""
     assert p.record is not None and p.record.status == "pending"
     # Live first: a stored pending run that no live worker holds is failed by the reaper.
-    stores.live.put(p.record, stores.worker_id)
+    stores.progress.publish(p.record)
     stores.metadata.save_execution(p.record)
     answer = p.record.model_copy(deep=True)  # the worker mutates the live record
     stores.background.submit(_run_logged, stores, p)
@@ -293,7 +293,7 @@ def run_execution(
     from other processes too."""
     ns = stores.metadata.get_namespace(record.namespace_id)
     record.status, record.started_at = "processing", utc_now()
-    stores.live.put(record, stores.worker_id)
+    stores.progress.publish(record)
     # No write at the start: a run is stored when it ends, and also mid-run once it has lasted
     # PROGRESS_SAVE_INTERVAL_S (so fast runs cost one write, slow ones stay observable).
     last_save = time.monotonic()
@@ -311,7 +311,7 @@ def run_execution(
         if event == "stage_complete":
             record.stages_completed = index + 1
             record.stage_statistics = {**record.stage_statistics, name: payload["statistics"]}
-        stores.live.put(record, stores.worker_id)  # what a poll on any worker reads
+        stores.progress.mark(record)  # what a poll on any worker reads, soon
         if time.monotonic() - last_save >= PROGRESS_SAVE_INTERVAL_S:
             stores.metadata.save_execution(record)
             last_save = time.monotonic()
@@ -368,8 +368,7 @@ def run_execution(
                 }
             )
     record.total_results = len(results)
-    stores.metadata.save_execution(record, results)
-    stores.live.discard(record.execution_id)
+    stores.metadata.save_execution(record, results)  # finish() then discards the live run
     return results
 
 

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +56,7 @@ class IndexFollower:
         shared_index: bool = False,
         poll_s: float = 1.0,
         listen_url: str | None = None,
+        on_catalog_change: Callable[[], None] | None = None,
     ) -> None:
         self.metadata = metadata
         self.index = index
@@ -65,6 +66,7 @@ class IndexFollower:
         self.shared_index = shared_index
         self.poll_s = poll_s
         self.listen_url = listen_url
+        self.on_catalog_change = on_catalog_change
         self._applied: dict[str, int] = {}
         self._synced_at: dict[str, float] = {}  # monotonic time it was last known caught up
         self._locks: dict[str, threading.RLock] = {}
@@ -234,18 +236,26 @@ class IndexFollower:
     def _listen(self) -> None:
         import psycopg
 
-        from stagewise.storage.sql.store import LOG_CHANNEL
+        from stagewise.storage.sql.store import CATALOG_CHANNEL, LOG_CHANNEL
 
         url = self.listen_url or ""
         url = url.replace("postgresql+psycopg://", "postgresql://", 1)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"LISTEN {LOG_CHANNEL}")
-            self.sweep()  # whatever was written before we listened
+            conn.execute(f"LISTEN {CATALOG_CHANNEL}")
+            # Whatever was written before we listened (or while a lost connection was down).
+            if self.on_catalog_change is not None:
+                self.on_catalog_change()
+            self.sweep()
             while not self._stop.is_set():
                 woken = False
                 for note in conn.notifies(timeout=self.poll_s, stop_after=64):
                     woken = True
-                    self._on_notice(note.payload)
+                    if note.channel == CATALOG_CHANNEL:
+                        if self.on_catalog_change is not None:
+                            self.on_catalog_change()
+                    else:
+                        self._on_notice(note.payload)
                 if not woken:
                     self.sweep()
 

@@ -1,10 +1,11 @@
 """A read-through cache of the small, hot control-plane records (namespaces, collections,
 retrievers) in front of a MetadataStore.
 
-Only for a store that a single process owns (the embedded SQLite default: the index shards
-are locked by one process anyway). Every write through this wrapper drops the cached
-entries of its kind, so reads never see a stale record; writes from another process would
-not be seen, which is why the scale-out (PostgreSQL) configuration does not use it.
+Every write through this wrapper drops the cached entries of its kind, so this process never
+reads a stale record after its own write. Writes by other processes (workers sharing a
+PostgreSQL store) are announced after their commit (`announce`, a NOTIFY), and each
+worker's follower drops the whole cache when it hears one (`invalidate`): another worker
+sees a namespace, collection or retriever change within the notification lag.
 
 API keys are not cached: `stagewise keys revoke` runs in another process, and a revocation or
 expiry must hold on the next request. A key lookup on SQLite costs ~40 us.
@@ -26,10 +27,13 @@ _NS, _COL, _RET = "namespace", "collection", "retriever"
 
 
 class CachedMetadataStore:
-    def __init__(self, inner: MetadataStore) -> None:
+    def __init__(self, inner: MetadataStore, announce: Callable[[], None] | None = None) -> None:
         self.inner = inner
+        self._announce = announce
         self._cache: dict[tuple[str, ...], Any] = {}
         self._lock = threading.Lock()
+        # Bumped by every invalidation: a read that began before one must not cache its answer.
+        self._epoch = 0
 
     def __getattr__(self, name: str) -> Any:  # everything not cached goes straight through
         return getattr(self.inner, name)
@@ -38,16 +42,27 @@ class CachedMetadataStore:
         with self._lock:
             if key in self._cache:
                 return self._cache[key]  # type: ignore[no-any-return]
+            epoch = self._epoch
         value = load()
         if value is not None:
             with self._lock:
-                self._cache[key] = value
+                if epoch == self._epoch:
+                    self._cache[key] = value
         return value
 
     def _drop(self, *kinds: str) -> None:
         with self._lock:
+            self._epoch += 1
             for key in [k for k in self._cache if k[0] in kinds]:
                 del self._cache[key]
+        if self._announce is not None:
+            self._announce()
+
+    def invalidate(self) -> None:
+        """Another process changed the catalog: forget everything."""
+        with self._lock:
+            self._epoch += 1
+            self._cache.clear()
 
     # reads
     def get_namespace(self, identifier: str) -> NamespaceRecord | None:

@@ -40,4 +40,10 @@ def make_engine(url: str, *, synchronous: str = "FULL") -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, **_JSON)
+    # No pre-ping: it is a round trip on every checkout (an execute checks out ~8 times). A
+    # connection the server dropped fails its statement instead; SQLAlchemy then discards the
+    # pool, and the error is answered 503 with Retry-After (api/errors.py).
+    options = {} if synchronous == "FULL" else {"options": "-c synchronous_commit=off"}
+    return sa.create_engine(
+        url, pool_size=10, max_overflow=10, pool_recycle=1800, connect_args=options, **_JSON
+    )

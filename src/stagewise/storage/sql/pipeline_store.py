@@ -172,8 +172,6 @@ class PipelineTables:
         items = list(latest.values())
         with self.log_engine.begin() as conn:
             postgres = conn.dialect.name == "postgresql"
-            if postgres:
-                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             conn.execute(_upsert_execution(postgres), [self._exec_values(x) for x, _ in items])
             replaced = [x.execution_id for x, results in items if results is not None]
             if replaced:

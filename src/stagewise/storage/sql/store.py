@@ -28,6 +28,8 @@ from stagewise.storage.sql.vectors_codec import decode_vectors, encode_vectors
 
 # The PostgreSQL channel on which every document write is announced to the index followers.
 LOG_CHANNEL = "stagewise_log"
+# ... and every catalog write (namespaces, collections, retrievers), to drop cached copies.
+CATALOG_CHANNEL = "stagewise_catalog"
 _NS_COLUMNS = {"namespace_id", "namespace_name", "created_at", "updated_at"}
 _COL_COLUMNS = {"collection_id", "namespace_id", "collection_name", "created_at", "updated_at"}
 
@@ -42,11 +44,10 @@ class SqlMetadataStore(PipelineTables):
         self.url = url
         self.engine = engine or make_engine(url)
         upgrade_to_head(self.engine)
-        # Execution records are a log of reads, written on every execute: on SQLite they are
-        # committed without a per-write fsync (still safe against a process crash).
-        self.log_engine = (
-            make_engine(url, synchronous="NORMAL") if url.startswith("sqlite") else self.engine
-        )
+        # Execution records are a log of reads, written on every execute: committed without
+        # waiting for a per-write fsync (SQLite synchronous=NORMAL, PostgreSQL
+        # synchronous_commit=off), still safe against a crash of this process.
+        self.log_engine = make_engine(url, synchronous="NORMAL")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -402,6 +403,13 @@ class SqlMetadataStore(PipelineTables):
                     )
                 )
             )
+
+    def announce_catalog(self) -> None:
+        """After a namespace, collection or retriever write: tells the other workers to drop
+        their cached copies (storage/cached.py). SQLite has one process: nothing to tell."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.begin() as conn:
+                conn.execute(sa.select(sa.func.pg_notify(CATALOG_CHANNEL, "")))
 
     def log_head(self) -> int:
         """The highest seq reserved store-wide: unchanged means no document was written."""
