@@ -295,3 +295,35 @@ def test_killing_one_process_loses_nothing(pair: tuple[KillableServer, KillableS
     # The killed process comes back and catches up from where its index stopped.
     a.start()
     assert _found(a, ids["all"], {"v": _vector(0)}) == set(acknowledged) | set(more)
+
+
+def test_catalog_changes_reach_the_other_process(
+    pair: tuple[KillableServer, KillableServer],
+) -> None:
+    """Namespaces, collections and retrievers are cached in each process; a change made
+    through one is seen by the other within the notification lag (bounded here at 5 s)."""
+    ids = _setup(pair[0])
+    a, b = pair
+    _upsert(a, {"d-1": "x", "d-2": "y"})
+    assert _found(b, ids["all"], {"v": _vector(0)}) == {"d-1", "d-2"}  # cached on b now
+    _call(a, "DELETE", f"/v1/retrievers/{ids['all']}")
+    again = _call(a, "POST", "/v1/retrievers", json={**ALL, "retriever_name": "all"})
+    deadline = time.monotonic() + 5
+    while True:
+        with httpx.Client(base_url=b.base_url, headers=_headers(), timeout=30) as http:
+            gone = http.post(f"/v1/retrievers/{ids['all']}/execute", json={"inputs": {"v": []}})
+        if gone.status_code == 404:
+            break
+        assert time.monotonic() < deadline, f"b still runs the deleted retriever: {gone.text}"
+        time.sleep(0.05)
+    assert _found(b, again["retriever_id"], {"v": _vector(0)}) == {"d-1", "d-2"}
+    # A collection renamed through b is found by its new name through a.
+    _call(b, "PATCH", "/v1/collections/pts", json={"collection_name": "points"})
+    deadline = time.monotonic() + 5
+    while True:
+        with httpx.Client(base_url=a.base_url, headers=_headers(), timeout=30) as http:
+            renamed = http.get("/v1/collections/points")
+        if renamed.status_code == 200:
+            break
+        assert time.monotonic() < deadline, f"a never saw the rename: {renamed.text}"
+        time.sleep(0.05)
