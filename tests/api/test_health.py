@@ -115,14 +115,18 @@ def test_a_metadata_store_outage_degrades_deep_health(
     drop_database(engine, name)
     engine.dispose()
 
-    resp = admin.get("/v1/health/deep")
-    assert resp.status_code == 503
-    body = resp.json()
-    assert body["status"] == "degraded"
-    meta = body["checks"]["metadata_store"]
-    assert meta["status"] == "error"
-    _one_line(meta["error"])
-    assert name in meta["error"]  # the driver's message names the missing database
+    # The first probe may meet a pooled connection the drop terminated (there is no
+    # pre-ping: storage/sql/engine.py); the pool is discarded then, so the next one connects
+    # afresh and the driver's message names the missing database.
+    for _ in range(2):
+        resp = admin.get("/v1/health/deep")
+        assert resp.status_code == 503
+        body = resp.json()
+        assert body["status"] == "degraded"
+        meta = body["checks"]["metadata_store"]
+        assert meta["status"] == "error"
+        _one_line(meta["error"])
+    assert name in meta["error"]
     # without the collections, no shard can be checked: said so, not reported "ok"
     assert body["checks"]["search_index"]["status"] == "unknown"
     assert body["index"] == {}
