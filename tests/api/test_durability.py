@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_KEY
+from tests.support.killable_server import serve_command
 from tests.support.server import ServerHandle, free_port
 
 pytestmark = [pytest.mark.api, pytest.mark.slow]
@@ -66,18 +66,7 @@ def test_restart_keeps_everything(
 def test_kill_9_loses_no_acknowledged_write(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "STAGEWISE_ADMIN_KEY": ADMIN_KEY, "STAGEWISE_EMBEDDER": "hash"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "stagewise",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(tmp_path / "data"),
-        "--log-level",
-        "warning",
-    ]
+    cmd = serve_command(port, tmp_path / "data")
 
     def start() -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(cmd, env=env)

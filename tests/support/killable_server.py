@@ -15,6 +15,23 @@ import httpx
 from tests.support.server import free_port, loopback_client
 
 
+def serve_command(port: int, data_dir: Path, *args: str) -> list[str]:
+    """`python -m stagewise serve` on a loopback port, quiet but for warnings."""
+    return [
+        sys.executable,
+        "-m",
+        "stagewise",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--log-level",
+        "warning",
+        *args,
+    ]
+
+
 class KillableServer:
     """One server process at a time on `data_dir`; each start takes a fresh loopback port.
     The child inherits the environment (PYTHONPATH included, so a test can run another
@@ -37,19 +54,7 @@ class KillableServer:
         assert self.proc is None, "one server at a time"
         port = free_port()
         self.base_url = f"http://127.0.0.1:{port}"
-        cmd = [
-            sys.executable,
-            "-m",
-            "stagewise",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(self.data_dir),
-            "--log-level",
-            "warning",
-            *self.args,
-        ]
+        cmd = serve_command(port, self.data_dir, *self.args)
         with self.log_path.open("ab") as log:
             self._log_start = log.tell()
             self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
