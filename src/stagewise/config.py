@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     vector_backend: Literal["edge", "qdrant"] = "edge"
     qdrant_url: str = ""
     qdrant_api_key: str | None = None
+    # Ingestion (docs/ingestion.md). file:// blob paths must lie inside this directory (unset:
+    # file:// is refused); outside URLs are never fetched.
+    blob_import_dir: Path | None = None
+    # Empty: batches run in-process on `ingest_workers` threads. Set (amqp://...): they run on
+    # Celery workers started with `stagewise worker`.
+    broker_url: str = ""
+    ingest_workers: int = Field(default=1, ge=1, le=16)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -153,3 +153,86 @@ execution_results = Table(
     Column("position", Integer, primary_key=True),
     Column("document", JSON, nullable=False),
 )
+
+# Ingestion (storage/ingest.py). Records keep their full shape in `body`; the columns are what
+# lookups, uniqueness and counters need.
+buckets = Table(
+    "buckets",
+    metadata,
+    Column("bucket_id", String(64), primary_key=True),
+    Column("namespace_id", String(64), nullable=False, index=True),
+    Column("bucket_name", String(255), nullable=False),
+    Column("object_count", BigInteger, nullable=False, default=0),
+    Column("total_size_bytes", BigInteger, nullable=False, default=0),
+    Column("body", JSON, nullable=False),
+    Column("created_at", UtcDateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(timezone=True), nullable=False),
+    UniqueConstraint("namespace_id", "bucket_name", name="uq_bucket_name"),
+)
+
+bucket_objects = Table(
+    "bucket_objects",
+    metadata,
+    Column("object_id", String(64), primary_key=True),
+    Column("bucket_id", String(64), nullable=False),
+    Column("namespace_id", String(64), nullable=False),
+    Column("unique_key_value", String(1024), nullable=True),
+    Column("idempotency_key", String(255), nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False, default=0),
+    Column("body", JSON, nullable=False),
+    Column("created_at", UtcDateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(timezone=True), nullable=False),
+    # NULLs never clash, so buckets without a unique key are unconstrained.
+    UniqueConstraint("bucket_id", "unique_key_value", name="uq_object_unique_key"),
+    UniqueConstraint("bucket_id", "idempotency_key", name="uq_object_idempotency_key"),
+    Index("ix_bucket_objects_bucket", "bucket_id", "object_id"),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("batch_id", String(64), primary_key=True),
+    Column("namespace_id", String(64), nullable=False),
+    Column("bucket_id", String(64), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("created_at", UtcDateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(timezone=True), nullable=False),
+    Index("ix_batches_scope", "namespace_id", "bucket_id", "created_at"),
+)
+
+batch_items = Table(
+    "batch_items",
+    metadata,
+    Column("batch_id", String(64), primary_key=True),
+    Column("object_id", String(64), primary_key=True),
+    Column("status", String(32), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("updated_at", UtcDateTime(timezone=True), nullable=False),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("task_id", String(64), primary_key=True),
+    Column("namespace_id", String(64), nullable=False),
+    Column("task_type", String(64), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("created_at", UtcDateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(timezone=True), nullable=False),
+    Index("ix_tasks_scope", "namespace_id", "status", "created_at"),
+)
+
+taxonomies = Table(
+    "taxonomies",
+    metadata,
+    Column("taxonomy_id", String(64), primary_key=True),
+    Column("namespace_id", String(64), nullable=False, index=True),
+    Column("taxonomy_name", String(255), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("created_at", UtcDateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(timezone=True), nullable=False),
+    UniqueConstraint("namespace_id", "taxonomy_name", name="uq_taxonomy_name"),
+)
