@@ -19,7 +19,10 @@ TS = sa.DateTime(timezone=True)
 
 
 def _stamps() -> list[sa.Column[object]]:
-    return [sa.Column("created_at", TS, nullable=False), sa.Column("updated_at", TS, nullable=False)]
+    return [
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("updated_at", TS, nullable=False),
+    ]
 
 
 def upgrade() -> None:
