@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -18,6 +19,20 @@ PREFIXES = ("ns_", "col_", "doc_", "ret_", "exec_", "key_", "sk_")
 
 def new_id(prefix: str, length: int = 12) -> str:
     return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def _base36(value: int, width: int) -> str:
+    out = ""
+    while value:
+        value, digit = divmod(value, 36)
+        out = _ALPHABET[(digit + 26) % 36] + out  # digits sort before letters, as in ASCII
+    return out.rjust(width, "0")
+
+
+def new_sortable_id(prefix: str) -> str:
+    """An id whose text order is its creation order (to the microsecond), then random: what
+    keyset listings "oldest first" page on (bucket objects)."""
+    return prefix + _base36(time.time_ns() // 1000, 11) + new_id("", 8)
 
 
 # Ids a client may choose (a namespace's, a BYO document's): never a path, never empty.
