@@ -100,6 +100,46 @@ def serve(
     )
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (each loads the model)")
+    ] = 1,
+    data_dir: DataDir = None,
+    log_level: Annotated[str, typer.Option(help="Celery log level")] = "info",
+) -> None:
+    """Run a Celery ingestion worker (needs STAGEWISE_BROKER_URL and PostgreSQL)."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from stagewise.errors import InvalidRequest
+    from stagewise.services.context import check_topology
+    from stagewise.worker.process import worker_app
+
+    settings = _settings(data_dir)
+    if not settings.broker_url:
+        raise typer.BadParameter(
+            "set STAGEWISE_BROKER_URL (e.g. amqp://guest:guest@127.0.0.1:5672//)",
+            param_hint="STAGEWISE_BROKER_URL",
+        )
+    try:
+        check_topology(settings)
+    except InvalidRequest as exc:
+        raise typer.BadParameter(exc.message, param_hint="STAGEWISE_DATABASE_URL") from exc
+    from stagewise.worker.celery_app import QUEUE
+
+    worker_app(settings).worker_main(
+        [
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--loglevel={log_level}",
+            f"-Q{QUEUE}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+    )
+
+
 @contextmanager
 def _key_store(data_dir: Path | None) -> Iterator[SqlMetadataStore]:
     """The server's own database, opened directly: what a command writes is what the next

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # Celery workers started with `stagewise worker`.
     broker_url: str = ""
     ingest_workers: int = Field(default=1, ge=1, le=16)
+    # A task whose worker died is started again (Celery redelivers it; a restarted server
+    # resubmits it) at most this many times in all; then it fails.
+    max_task_attempts: int = Field(default=3, ge=1, le=100)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -17,13 +17,16 @@ from stagewise.api.middleware import BodySizeLimit, RateLimit
 from stagewise.api.responses import JsonResponse
 from stagewise.api.routes import (
     adhoc,
+    batches,
     byo,
     collections,
     documents,
     health,
     keys,
     namespaces,
+    processing,
     retrievers,
+    tasks,
 )
 from stagewise.api.schemas.openapi import build_openapi
 from stagewise.config import Settings
@@ -31,6 +34,7 @@ from stagewise.domain.filters import LIMITS as filter_limits
 from stagewise.pipeline.template_limits import LIMITS as template_limits
 from stagewise.services.context import open_stores
 from stagewise.services.index_builder import IndexBuilder
+from stagewise.services.ingest_runtime import make_task_queue, resubmit_unfinished
 from stagewise.services.startup import Reaper, recover
 
 log = logging.getLogger("stagewise")
@@ -54,6 +58,10 @@ def create_app(settings: Settings) -> FastAPI:
         recovered = recover(stores)
         if recovered:
             log.info("replayed %d writes into the search index", recovered)
+        stores.tasks = make_task_queue(stores)
+        resumed = resubmit_unfinished(stores)
+        if resumed:
+            log.info("resubmitted %d unfinished ingestion tasks", resumed)
         builder = None
         if stores.maintenance is not None:  # a Qdrant server builds its own indexes
             builder = IndexBuilder(
@@ -98,7 +106,19 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(UnhandledErrors)  # added last: the outermost of ours
 
     # adhoc before retrievers: its literal paths must win over /{retriever_id}.
-    for module in (health, namespaces, byo, collections, documents, adhoc, retrievers, keys):
+    for module in (
+        health,
+        namespaces,
+        byo,
+        processing,
+        collections,
+        documents,
+        adhoc,
+        retrievers,
+        keys,
+        batches,
+        tasks,
+    ):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

@@ -82,6 +82,9 @@ class BatchRecord(BaseModel):
     task_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
+    # The highest document seq this batch committed per collection: its documents are
+    # resolvable in a process once that process's index has applied them.
+    written_seqs: dict[str, int] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
     submitted_at: datetime | None = None

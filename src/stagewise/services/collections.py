@@ -9,8 +9,9 @@ import sqlalchemy.exc
 from stagewise.domain.records import CollectionRecord, NamespaceRecord, VectorIndexSpec
 from stagewise.errors import Conflict, NotFound, ValidationFailed
 from stagewise.ids import new_id, utc_now
+from stagewise.services.bucket_source import CHUNK_FIELD, resolve_source
 from stagewise.services.context import Stores
-from stagewise.services.extractors import resolve_extractor
+from stagewise.services.extractors import resolve_extractor, text_extractor_index
 from stagewise.services.namespaces import namespace_index_kinds, validate_name
 from stagewise.services.records import checked
 
@@ -22,7 +23,7 @@ def all_collections(stores: Stores) -> list[CollectionRecord]:
 
 
 DIRECT_UPSERT_COLLECTION = "_direct_upsert"
-SUPPORTED_SOURCES = ("direct_upsert", "none")
+SUPPORTED_SOURCES = ("direct_upsert", "none", "bucket")
 _BYO_DISTANCE = {"cosine": "cosine", "euclidean": "euclidean", "dot_product": "dot", "dot": "dot"}
 
 
@@ -74,6 +75,21 @@ def create_collection(
         )
     extractor = _feature_extractor_config(body)
     indexes = resolve_extractor(extractor) if extractor else []
+    input_schema = body.get("input_schema")
+    if source_type == "bucket":
+        if not extractor:
+            raise ValidationFailed(
+                "A bucket-sourced collection needs a feature_extractor to turn objects into "
+                "documents",
+                code="missing_feature_extractor",
+                field="feature_extractor",
+            )
+        source, _ = resolve_source(stores.ingest, ns.namespace_id, source, extractor)
+        # Documents hold their chunk in `text`, whatever bucket field it was read from.
+        indexes = [text_extractor_index(CHUNK_FIELD)]
+        if input_schema is None:
+            first = stores.ingest.get_bucket_by_id(source["bucket_ids"][0])
+            input_schema = first.bucket_schema if first is not None else None
     if extractor:
         extractor["feature_extractor_id"] = (
             f"{extractor['feature_extractor_name']}_{extractor.get('version', 'v1')}"
@@ -90,7 +106,7 @@ def create_collection(
             source=source,
             feature_extractor=extractor,
             vector_indexes=indexes,
-            input_schema=body.get("input_schema"),
+            input_schema=input_schema,
             metadata=body.get("metadata") or {},
             enabled=body.get("enabled", True) is not False,
         ),

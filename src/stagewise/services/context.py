@@ -17,10 +17,14 @@ from stagewise.services.cursors import CursorCodec, load_secret
 from stagewise.services.follower import IndexFollower
 from stagewise.services.limits import ExecutionSlots, RateLimiter
 from stagewise.services.live_progress import LiveProgress
+from stagewise.services.task_queue import TaskQueue
+from stagewise.storage.blobs import LocalBlobStore
 from stagewise.storage.cached import CachedMetadataStore
 from stagewise.storage.index.factory import make_search_index
+from stagewise.storage.ingest import BlobStore, IngestStore
 from stagewise.storage.local_state import LocalLiveExecutions, LocalResultCache
 from stagewise.storage.protocols import MetadataStore, SearchIndex, ShardMaintenance
+from stagewise.storage.sql.ingest_store import SqlIngestStore
 from stagewise.storage.sql.store import SqlMetadataStore
 from stagewise.storage.state import (
     ConcurrencySlots,
@@ -49,6 +53,9 @@ class Stores:
     results: ResultCache
     rate: RequestRate
     slots: ConcurrencySlots
+    # Buckets, objects, batches and tasks (on the metadata store's engine), and blob bytes.
+    ingest: IngestStore
+    blobs: BlobStore
     # This process, as the owner of the runs it carries out.
     worker_id: str = field(default_factory=lambda: f"w{os.getpid()}-{secrets.token_hex(4)}")
     # True when metadata reads are answered in-process (cached SQLite), so async request
@@ -58,6 +65,8 @@ class Stores:
     maintenance: ShardMaintenance | None = None
     # Publishes this worker's runs to `live` (services/live_progress.py).
     progress: LiveProgress = field(init=False)
+    # Where ingestion tasks run (services/ingest_runtime.py); set once the stores are open.
+    tasks: TaskQueue = field(init=False)
     background: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(BACKGROUND_RUNS, "stagewise-exec")
     )
@@ -67,6 +76,8 @@ class Stores:
         self.progress = LiveProgress(self.live, self.worker_id)
 
     def close(self) -> None:
+        if hasattr(self, "tasks"):
+            self.tasks.close()
         self.follower.stop()
         self.progress.close()
         self.background.shutdown(wait=False, cancel_futures=True)
@@ -84,6 +95,12 @@ def check_topology(settings: Settings) -> None:
         raise InvalidRequest(
             "--workers needs PostgreSQL (STAGEWISE_DATABASE_URL): SQLite allows one writer at "
             "a time and cannot wake the other workers' index followers"
+        )
+    if settings.broker_url and settings.is_sqlite:
+        raise InvalidRequest(
+            "STAGEWISE_BROKER_URL needs PostgreSQL (STAGEWISE_DATABASE_URL): Celery workers "
+            "write documents to the store from other processes, and only PostgreSQL wakes the "
+            "serving processes' index followers when they do"
         )
     if settings.workers > 1 and not settings.redis_url:
         raise InvalidRequest(
@@ -180,6 +197,8 @@ def open_stores(settings: Settings) -> Stores:
         results=results,
         rate=rate,
         slots=slots,
+        ingest=SqlIngestStore(sql.engine),
+        blobs=LocalBlobStore(settings.data_dir / "blobs"),
         inline_reads=exclusive,
         maintenance=maintenance,
         closers=closers,

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from stagewise.domain.records import CollectionRecord, DocumentRecord
+from stagewise.embeddings.base import Embedder
 from stagewise.errors import NotFound, ValidationFailed
 from stagewise.ids import check_client_id, new_id, utc_now
 from stagewise.services.context import Stores
@@ -84,7 +85,9 @@ def _split_body(stores: Stores, body: dict[str, Any]) -> tuple[dict[str, Any], d
     return fields, metadata
 
 
-def _embed_missing(stores: Stores, col: CollectionRecord, docs: Sequence[DocumentRecord]) -> None:
+def embed_missing(
+    embedder: Embedder, col: CollectionRecord, docs: Sequence[DocumentRecord]
+) -> None:
     """Fill extractor vectors the user did not bring, in batches across all documents."""
     for spec in col.vector_indexes:
         if spec.inference_name is None:
@@ -96,7 +99,7 @@ def _embed_missing(stores: Stores, col: CollectionRecord, docs: Sequence[Documen
         ]
         if not todo:
             continue
-        matrix = stores.embedder.embed([text for _, text in todo])
+        matrix = embedder.embed([text for _, text in todo])
         for (doc, _), row in zip(todo, matrix, strict=True):
             doc.vectors[spec.name] = row.tolist()
 
@@ -106,7 +109,7 @@ def write_documents(
 ) -> list[DocumentRecord]:
     """The one write path: embed, commit to the source of truth (the acknowledgement), then
     apply it to this process's index before answering (services/follower.py)."""
-    _embed_missing(stores, col, docs)
+    embed_missing(stores.embedder, col, docs)
     with stores.follower.lock(col.collection_id):
         stored = stores.metadata.upsert_documents(docs)
         stores.follower.apply_own_write(col, stored)

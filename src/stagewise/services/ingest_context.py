@@ -17,6 +17,7 @@ from stagewise.storage.protocols import MetadataStore
 
 # Embeds what is missing, commits, and returns the documents as stored (with their seq).
 DocumentWriter = Callable[[CollectionRecord, Sequence[DocumentRecord]], list[DocumentRecord]]
+DocumentDeleter = Callable[[CollectionRecord, Sequence[str]], int]
 
 
 @dataclass
@@ -27,4 +28,5 @@ class IngestContext:
     blobs: BlobStore
     embedder: Embedder
     write_documents: DocumentWriter
+    delete_documents: DocumentDeleter
     worker_id: str

@@ -27,15 +27,29 @@ class TaskOutcome:
 
 
 TaskHandler = Callable[[IngestContext, TaskRecord], TaskOutcome]
-HANDLERS: dict[str, TaskHandler] = {}
+# Called when a task fails outside its handler's control (it raised, or its attempts ran
+# out), so the resource it works on can end as FAILED too.
+FailureHook = Callable[[IngestContext, TaskRecord, str], None]
+HANDLERS: dict[str, tuple[TaskHandler, FailureHook | None]] = {}
 
 
-def task_handler(task_type: str) -> Callable[[TaskHandler], TaskHandler]:
+def task_handler(
+    task_type: str, on_failure: FailureHook | None = None
+) -> Callable[[TaskHandler], TaskHandler]:
     def register(fn: TaskHandler) -> TaskHandler:
-        HANDLERS[task_type] = fn
+        HANDLERS[task_type] = (fn, on_failure)
         return fn
 
     return register
+
+
+def _failed(ctx: IngestContext, task: TaskRecord, error: str) -> None:
+    hook = HANDLERS.get(task.task_type, (None, None))[1]
+    if hook is not None:
+        try:
+            hook(ctx, task, error)
+        except Exception:  # the task's own FAILED status is still recorded
+            log.exception("failure hook of task %s", task.task_id)
 
 
 def run_task(ctx: IngestContext, task_id: str) -> TaskRecord | None:
@@ -43,8 +57,20 @@ def run_task(ctx: IngestContext, task_id: str) -> TaskRecord | None:
     task = ctx.ingest.get_task(task_id)
     if task is None or task.status in TERMINAL_STATUSES:
         return task  # deleted meanwhile, or a repeated delivery of a finished task
-    handler = HANDLERS.get(task.task_type)
+    handler = HANDLERS.get(task.task_type, (None, None))[0]
     now = utc_now()
+    if task.attempts >= ctx.settings.max_task_attempts:
+        gave_up = task.model_copy(
+            update={
+                "status": "FAILED",
+                "error": f"gave up after {task.attempts} attempts (each ended with its worker)",
+                "completed_at": now,
+                "updated_at": now,
+            }
+        )
+        ctx.ingest.update_task(gave_up)
+        _failed(ctx, gave_up, gave_up.error or "")
+        return gave_up
     task = task.model_copy(
         update={
             "status": "IN_PROGRESS",
@@ -63,6 +89,7 @@ def run_task(ctx: IngestContext, task_id: str) -> TaskRecord | None:
         except Exception as exc:  # the task fails; the worker goes on with the next one
             log.exception("task %s failed", task_id)
             outcome = TaskOutcome("FAILED", f"{type(exc).__name__}: {exc}")
+            _failed(ctx, task, outcome.error or "")
     current = ctx.ingest.get_task(task_id) or task
     done = current.model_copy(
         update={

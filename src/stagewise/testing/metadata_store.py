@@ -740,6 +740,29 @@ class MetadataStoreConformance:
         assert len(set(seqs(tombstones))) == 2
         assert store.collection_signature(col.collection_id) == max(seqs(tombstones))
 
+    def test_document_ids_by_source_object(self, store: MetadataStore) -> None:
+        ns = make_namespace()
+        store.create_namespace(ns)
+        col, other = make_collection(ns.namespace_id), make_collection(ns.namespace_id)
+        store.create_collection(col)
+        store.create_collection(other)
+        store.upsert_documents(
+            [make_doc(col, f"a{i}", fields={"source_object_id": "obj_a"}) for i in range(3)]
+            + [make_doc(col, "b0", fields={"source_object_id": "obj_b"}), make_doc(col, "plain")]
+            + [make_doc(other, "x0", fields={"source_object_id": "obj_a"})]
+        )
+        found = store.document_ids_by_source(col.collection_id, ["obj_a", "obj_b", "obj_none"])
+        assert {k: sorted(v) for k, v in found.items()} == {
+            "obj_a": ["a0", "a1", "a2"],
+            "obj_b": ["b0"],
+        }
+        store.delete_documents(col.collection_id, ["a1"])
+        # A rewrite without the field detaches the document from its object.
+        store.upsert_documents([make_doc(col, "a2", fields={"title": "moved"})])
+        assert store.document_ids_by_source(col.collection_id, ["obj_a"]) == {"obj_a": ["a0"]}
+        assert store.document_ids_by_source(other.collection_id, ["obj_a"]) == {"obj_a": ["x0"]}
+        assert store.document_ids_by_source(col.collection_id, []) == {}
+
     def test_reupsert_revives_deleted_document(self, store: MetadataStore) -> None:
         ns = make_namespace()
         store.create_namespace(ns)

@@ -245,6 +245,7 @@ class SqlMetadataStore(PipelineTables):
 
     @staticmethod
     def _doc_values(doc: DocumentRecord) -> dict[str, Any]:
+        source = doc.fields.get("source_object_id")
         return {
             "collection_id": doc.collection_id,
             "document_id": doc.document_id,
@@ -257,6 +258,7 @@ class SqlMetadataStore(PipelineTables):
             "vectors": encode_vectors(doc.vectors),
             "created_at": doc.created_at,
             "updated_at": doc.updated_at,
+            "source_object_id": source if isinstance(source, str) else None,
         }
 
     @staticmethod
@@ -340,6 +342,23 @@ class SqlMetadataStore(PipelineTables):
                 )
                 for row in conn.execute(query).mappings():
                     out[row["document_id"]] = self._doc_from_row(row)
+        return out
+
+    def document_ids_by_source(
+        self, collection_id: str, object_ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        d = t.documents.c
+        out: dict[str, list[str]] = {}
+        ids = list(dict.fromkeys(object_ids))
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                query = sa.select(d.source_object_id, d.document_id).where(
+                    d.collection_id == collection_id,
+                    d.source_object_id.in_(ids[start : start + 500]),
+                    d.deleted.is_(False),
+                )
+                for object_id, document_id in conn.execute(query):
+                    out.setdefault(object_id, []).append(document_id)
         return out
 
     def delete_documents(self, collection_id: str, document_ids: Sequence[str]) -> int:

@@ -98,7 +98,11 @@ documents = Table(
     Column("vectors", LargeBinary, nullable=True),
     Column("created_at", UtcDateTime(timezone=True), nullable=False),
     Column("updated_at", UtcDateTime(timezone=True), nullable=False),
+    # The bucket object a processed document came from (None for direct writes): how a
+    # rerun of a batch finds what the object already wrote (migration 0006).
+    Column("source_object_id", String(64), nullable=True),
     Index("ix_documents_collection_seq", "collection_id", "seq"),
+    Index("ix_documents_source_object", "collection_id", "source_object_id"),
 )
 
 # One row per counter; writers bump it inside their transaction, which serialises them.

@@ -1,0 +1,228 @@
+"""Batches, under their bucket (Bearer + X-Namespace) and by id alone (/v1/batches, Bearer
+only: the namespace comes from the batch)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends
+
+from stagewise.api.deps import CurrentKey, NamespaceDep, StoresDep, WriterKey
+from stagewise.api.responses import JsonResponse
+from stagewise.api.routes.paging import PageQuery, page_query
+from stagewise.api.schemas.ingest_responses import (
+    BatchDeleted,
+    BatchList,
+    BatchResponse,
+    TaskCancelResponse,
+    TaskResponse,
+)
+from stagewise.api.schemas.openapi import errors
+from stagewise.api.schemas.public import list_pagination
+from stagewise.api.strict_json import StrictJSONRoute
+from stagewise.domain.ingest_records import BatchRecord, TaskRecord
+from stagewise.errors import ValidationFailed
+from stagewise.services import batches as svc
+from stagewise.services.batch_views import batch_public, task_public
+from stagewise.services.context import Stores
+from stagewise.services.tasks import visible_namespaces
+
+router = APIRouter(tags=["batches"], route_class=StrictJSONRoute)
+BB = "/v1/buckets/{bucket_identifier}/batches"
+OptionalBody = Annotated[dict[str, Any] | None, Body()]
+
+
+def _batch(stores: Stores, batch: BatchRecord) -> JsonResponse:
+    return JsonResponse(batch_public(stores, batch))
+
+
+def _list(
+    stores: Stores,
+    namespace_id: str | None,
+    body: dict[str, Any],
+    pq: PageQuery,
+    bucket_id: str | None = None,
+) -> JsonResponse:
+    limit = int(body.get("limit") or pq.limit or pq.page_size or 100)
+    offset = int(body.get("offset") or pq.offset or 0)
+    if not 1 <= limit <= 1000 or not 0 <= offset <= 10_000:
+        raise ValidationFailed("limit must be 1..1000 and offset 0..10000", field="limit")
+    status = body.get("status")
+    items, total = stores.ingest.list_batches(
+        namespace_id,
+        bucket_id=bucket_id or body.get("bucket_id"),
+        status=status if isinstance(status, str) else None,
+        offset=offset,
+        limit=limit,
+    )
+    collection_id = body.get("collection_id")
+    if isinstance(collection_id, str):
+        items = [b for b in items if collection_id in b.collection_ids]
+    return JsonResponse(
+        {
+            "results": [batch_public(stores, b) for b in items],
+            "total_count": total,
+            "pagination": list_pagination(
+                limit=limit,
+                offset=offset,
+                total=total,
+                has_more=offset + len(items) < total,
+                next_cursor=None,
+            ),
+        }
+    )
+
+
+def _cancelled(task: TaskRecord | None, batch: BatchRecord) -> JsonResponse:
+    view: dict[str, Any] = {
+        "task_id": batch.task_id or batch.batch_id,
+        "task_type": "api_buckets_batches_process",
+        "status": "CANCELED",
+    }
+    if task is not None:
+        view = task_public(task)
+    # No Ray here: one in-process or Celery task per batch, asked to stop between slices.
+    accepted = 1 if task is not None else 0
+    view["cancellation"] = {
+        "ray_jobs_requested": accepted,
+        "ray_jobs_accepted": accepted,
+        "ray_jobs_refused": 0,
+    }
+    return JsonResponse(view)
+
+
+@router.post(BB, response_model=BatchResponse, responses=errors(404))
+def create_batch(
+    bucket_identifier: str,
+    stores: StoresDep,
+    ns: NamespaceDep,
+    _: WriterKey,
+    body: OptionalBody = None,
+    auto_submit: bool | None = None,
+    trigger_processing: bool | None = None,
+    skip_validation: bool | None = None,
+) -> JsonResponse:
+    raw = body or {}
+    bucket = svc.get_bucket(stores, ns, bucket_identifier)
+    batch = svc.create_batch(stores, bucket=bucket, body=raw)
+    submit = auto_submit if auto_submit is not None else raw.get("auto_submit")
+    if submit is None:
+        submit = (
+            trigger_processing if trigger_processing is not None else raw.get("trigger_processing")
+        )
+    if submit:
+        svc.submit(stores, batch)
+        batch = svc.batch_in_bucket(stores, bucket, batch.batch_id)
+    return _batch(stores, batch)
+
+
+@router.post(f"{BB}/list", response_model=BatchList)
+def list_bucket_batches(
+    bucket_identifier: str,
+    stores: StoresDep,
+    ns: NamespaceDep,
+    pq: Annotated[PageQuery, Depends(page_query)],
+    body: OptionalBody = None,
+) -> JsonResponse:
+    bucket = svc.get_bucket(stores, ns, bucket_identifier)
+    return _list(stores, ns.namespace_id, body or {}, pq, bucket.bucket_id)
+
+
+@router.post(f"{BB}/{{batch_id}}/objects", response_model=BatchResponse, responses=errors(409))
+def add_objects(
+    bucket_identifier: str,
+    batch_id: str,
+    body: Annotated[dict[str, Any], Body()],
+    stores: StoresDep,
+    ns: NamespaceDep,
+    _: WriterKey,
+) -> JsonResponse:
+    bucket = svc.get_bucket(stores, ns, bucket_identifier)
+    return _batch(stores, svc.add_objects(stores, bucket=bucket, batch_id=batch_id, body=body))
+
+
+@router.post(f"{BB}/{{batch_id}}/submit", response_model=TaskResponse, responses=errors(409))
+def submit_batch(
+    bucket_identifier: str,
+    batch_id: str,
+    stores: StoresDep,
+    ns: NamespaceDep,
+    _: WriterKey,
+    body: OptionalBody = None,
+    force: bool | None = None,
+) -> JsonResponse:
+    bucket = svc.get_bucket(stores, ns, bucket_identifier)
+    task = svc.submit(stores, svc.batch_in_bucket(stores, bucket, batch_id))
+    return JsonResponse(task_public(task))
+
+
+@router.get(f"{BB}/{{batch_id}}", response_model=BatchResponse)
+def get_batch(
+    bucket_identifier: str, batch_id: str, stores: StoresDep, ns: NamespaceDep
+) -> JsonResponse:
+    bucket = svc.get_bucket(stores, ns, bucket_identifier)
+    return _batch(stores, svc.batch_in_bucket(stores, bucket, batch_id))
+
+
+@router.patch(f"{BB}/{{batch_id}}", response_model=BatchResponse)
+def patch_batch(
+    bucket_identifier: str,
+    batch_id: str,
+    body: Annotated[dict[str, Any], Body()],
+    stores: StoresDep,
+    ns: NamespaceDep,
+    _: WriterKey,
+) -> JsonResponse:
+    bucket = svc.get_bucket(stores, ns, bucket_identifier)
+    return _batch(stores, svc.patch_batch(stores, bucket=bucket, batch_id=batch_id, body=body))
+
+
+@router.delete(f"{BB}/{{batch_id}}", response_model=BatchDeleted, responses=errors(409))
+def delete_batch(
+    bucket_identifier: str, batch_id: str, stores: StoresDep, ns: NamespaceDep, _: WriterKey
+) -> JsonResponse:
+    bucket = svc.get_bucket(stores, ns, bucket_identifier)
+    svc.delete_batch(stores, bucket=bucket, batch_id=batch_id)
+    return JsonResponse({"message": "Successfully deleted", "success": True})
+
+
+@router.post(f"{BB}/{{batch_id}}/cancel", response_model=TaskCancelResponse, responses=errors(409))
+def cancel_bucket_batch(
+    bucket_identifier: str,
+    batch_id: str,
+    stores: StoresDep,
+    ns: NamespaceDep,
+    _: WriterKey,
+    reason: str | None = None,
+) -> JsonResponse:
+    bucket = svc.get_bucket(stores, ns, bucket_identifier)
+    batch = svc.batch_in_bucket(stores, bucket, batch_id)
+    return _cancelled(svc.cancel(stores, batch, reason), batch)
+
+
+# Bearer only: the batch names its namespace.
+@router.post("/v1/batches/list", response_model=BatchList)
+def list_batches(
+    stores: StoresDep,
+    principal: CurrentKey,
+    pq: Annotated[PageQuery, Depends(page_query)],
+    body: OptionalBody = None,
+) -> JsonResponse:
+    scope = visible_namespaces(principal)
+    return _list(stores, next(iter(scope)) if scope else None, body or {}, pq)
+
+
+@router.get("/v1/batches/{batch_id}", response_model=BatchResponse)
+def get_batch_by_id(batch_id: str, stores: StoresDep, principal: CurrentKey) -> JsonResponse:
+    return _batch(stores, svc.find_batch(stores, batch_id, visible_namespaces(principal)))
+
+
+@router.post(
+    "/v1/batches/{batch_id}/cancel", response_model=TaskCancelResponse, responses=errors(409)
+)
+def cancel_batch(
+    batch_id: str, stores: StoresDep, principal: CurrentKey, reason: str | None = None
+) -> JsonResponse:
+    principal.require_write()
+    batch = svc.find_batch(stores, batch_id, visible_namespaces(principal))
+    return _cancelled(svc.cancel(stores, batch, reason), batch)

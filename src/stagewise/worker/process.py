@@ -1,0 +1,71 @@
+"""What a Celery worker process holds: the SQL store, the blob store and the embedding
+model, but no search index. It commits documents to the store (the log); the serving
+processes' index followers apply them (docs/architecture.md)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Sequence
+
+from celery import Celery
+
+from stagewise.config import Settings
+from stagewise.domain.records import CollectionRecord, DocumentRecord
+from stagewise.embeddings.factory import make_embedder
+from stagewise.services import batch_processing  # noqa: F401  (registers the batch task)
+from stagewise.services.documents import embed_missing
+from stagewise.services.ingest_context import IngestContext
+from stagewise.services.task_runner import run_task
+from stagewise.storage.blobs import LocalBlobStore
+from stagewise.storage.sql.ingest_store import SqlIngestStore
+from stagewise.storage.sql.store import SqlMetadataStore
+from stagewise.worker.celery_app import TASK_NAME, make_celery
+
+
+def open_worker_context(settings: Settings) -> IngestContext:
+    sql = SqlMetadataStore(settings.resolved_database_url())
+    embedder = make_embedder(settings.embedder, settings.embed_batch_size)
+
+    def write(col: CollectionRecord, docs: Sequence[DocumentRecord]) -> list[DocumentRecord]:
+        embed_missing(embedder, col, docs)
+        return sql.upsert_documents(docs)
+
+    def delete(col: CollectionRecord, document_ids: Sequence[str]) -> int:
+        return sql.delete_documents(col.collection_id, document_ids)
+
+    return IngestContext(
+        settings=settings,
+        metadata=sql,
+        ingest=SqlIngestStore(sql.engine),
+        blobs=LocalBlobStore(settings.data_dir / "blobs"),
+        embedder=embedder,
+        write_documents=write,
+        delete_documents=delete,
+        worker_id=f"celery-{os.getpid()}-{secrets.token_hex(4)}",
+    )
+
+
+class WorkerProcess:
+    """Opens its context on the first task in each (forked) worker process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._ctx: IngestContext | None = None
+        self._pid = 0
+
+    def context(self) -> IngestContext:
+        if self._ctx is None or self._pid != os.getpid():
+            self._ctx, self._pid = open_worker_context(self.settings), os.getpid()
+        return self._ctx
+
+
+def worker_app(settings: Settings) -> Celery:
+    app = make_celery(settings.broker_url)
+    process = WorkerProcess(settings)
+
+    @app.task(name=TASK_NAME)  # type: ignore[untyped-decorator]
+    def run(task_id: str) -> None:
+        run_task(process.context(), task_id)
+
+    return app
