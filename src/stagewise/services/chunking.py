@@ -48,8 +48,15 @@ def policy_from_parameters(parameters: dict[str, Any] | None) -> ChunkPolicy:
             field="feature_extractor.parameters.split_by",
             supported=list(SUPPORTED),
         )
-    size = int(params.get("chunk_size") or 1000)
-    overlap = int(params.get("chunk_overlap") or 0)
+    size = params.get("chunk_size")
+    size = 1000 if size is None else size
+    overlap = params.get("chunk_overlap") or 0
+    if not isinstance(size, int) or not isinstance(overlap, int):
+        raise ValidationFailed(
+            "chunk_size and chunk_overlap must be integers",
+            code="invalid_chunking",
+            field="feature_extractor.parameters",
+        )
     if not 1 <= size <= 10_000 or not 0 <= overlap < max(size, 1):
         raise ValidationFailed(
             f"chunk_size must be 1..10000 and chunk_overlap 0..chunk_size-1 "

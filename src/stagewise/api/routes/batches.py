@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends
 from stagewise.api.deps import CurrentKey, NamespaceDep, StoresDep, WriterKey
 from stagewise.api.responses import JsonResponse
 from stagewise.api.routes.paging import PageQuery, page_query
-from stagewise.api.schemas.ingest_responses import (
+from stagewise.api.schemas.batch_responses import (
     BatchDeleted,
     BatchList,
     BatchResponse,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Query
 
 from stagewise.api.deps import NamespaceDep, StoresDep, WriterKey
 from stagewise.api.responses import JsonResponse
-from stagewise.api.schemas.ingest_responses import (
+from stagewise.api.schemas.batch_responses import (
     LineageResponse,
     ObjectDocuments,
     TriggerResponse,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends
 from stagewise.api.deps import CurrentKey, StoresDep
 from stagewise.api.responses import JsonResponse
 from stagewise.api.routes.paging import PageQuery, page_query
-from stagewise.api.schemas.ingest_responses import TaskKilled, TaskList, TaskResponse
+from stagewise.api.schemas.batch_responses import TaskKilled, TaskList, TaskResponse
 from stagewise.api.schemas.public import list_pagination
 from stagewise.api.strict_json import StrictJSONRoute
 from stagewise.services import tasks as svc
