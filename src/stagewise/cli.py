@@ -125,14 +125,12 @@ def worker(
         check_topology(settings)
     except InvalidRequest as exc:
         raise typer.BadParameter(exc.message, param_hint="STAGEWISE_DATABASE_URL") from exc
-    from stagewise.worker.celery_app import QUEUE
-
     worker_app(settings).worker_main(
         [
             "worker",
             f"--concurrency={concurrency}",
             f"--loglevel={log_level}",
-            f"-Q{QUEUE}",
+            f"--queues={settings.broker_queue}",
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # Empty: batches run in-process on `ingest_workers` threads. Set (amqp://...): they run on
     # Celery workers started with `stagewise worker`.
     broker_url: str = ""
+    # The Celery queue that serving processes send to and workers consume: deployments (or
+    # test runs) that share one broker keep their tasks apart by giving each its own.
+    broker_queue: str = Field(default="stagewise-ingest", min_length=1)
     ingest_workers: int = Field(default=1, ge=1, le=16)
     # A task whose worker died is started again (Celery redelivers it; a restarted server
     # resubmits it) at most this many times in all; then it fails.

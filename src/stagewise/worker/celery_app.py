@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from celery import Celery
 
+from stagewise.config import Settings
+
 TASK_NAME = "stagewise.run_task"
-QUEUE = "stagewise-ingest"
 
 
-def make_celery(broker_url: str) -> Celery:
-    app = Celery("stagewise", broker=broker_url)
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("stagewise", broker=settings.broker_url)
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -23,7 +24,7 @@ def make_celery(broker_url: str) -> Celery:
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],
-        task_default_queue=QUEUE,
+        task_default_queue=settings.broker_queue,
         broker_connection_retry_on_startup=True,
         # Celery 5 would warn that acks_late plus a lost worker could run a task twice;
         # that is what we want, since handlers are idempotent.

@@ -4,11 +4,13 @@ processes' index followers apply them (docs/architecture.md)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Sequence
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 from stagewise.config import Settings
 from stagewise.domain.records import CollectionRecord, DocumentRecord
@@ -21,6 +23,8 @@ from stagewise.storage.blobs import LocalBlobStore
 from stagewise.storage.sql.ingest_store import SqlIngestStore
 from stagewise.storage.sql.store import SqlMetadataStore
 from stagewise.worker.celery_app import TASK_NAME, make_celery
+
+log = logging.getLogger("stagewise.worker")
 
 
 def open_worker_context(settings: Settings) -> IngestContext:
@@ -59,10 +63,22 @@ class WorkerProcess:
             self._ctx, self._pid = open_worker_context(self.settings), os.getpid()
         return self._ctx
 
+    def warm_up(self) -> None:
+        """Open the stores and load the model before the first task, so that a task is not
+        held (and a batch not timed) while the model loads."""
+        self.context().embedder.embed(["warm up"])
+        log.info("pool process %d warmed up", os.getpid())
+
 
 def worker_app(settings: Settings) -> Celery:
-    app = make_celery(settings.broker_url)
+    app = make_celery(settings)
+    # A pool process warms up before it reports itself up; loading the model takes seconds.
+    app.conf.worker_proc_alive_timeout = 300.0
     process = WorkerProcess(settings)
+
+    @worker_process_init.connect(weak=False)  # type: ignore[untyped-decorator]
+    def _warm(**_: object) -> None:
+        process.warm_up()
 
     @app.task(name=TASK_NAME)  # type: ignore[untyped-decorator]
     def run(task_id: str) -> None:
