@@ -1,4 +1,4 @@
-"""The `stagewise` command: serve | keys | db."""
+"""The `stagewise` command: serve | worker | ingest | keys | db | index."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from stagewise.cli_ingest import ingest
 from stagewise.config import Settings
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ index_app = typer.Typer(help="Maintain the search indexes (run with the server s
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(index_app, name="index")
+app.command("ingest")(ingest)
 console = Console()
 
 DataDir = Annotated[
