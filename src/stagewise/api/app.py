@@ -17,6 +17,8 @@ from stagewise.api.middleware import BodySizeLimit, RateLimit
 from stagewise.api.responses import JsonResponse
 from stagewise.api.routes import (
     adhoc,
+    bucket_objects,
+    buckets,
     byo,
     collections,
     documents,
@@ -98,7 +100,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(UnhandledErrors)  # added last: the outermost of ours
 
     # adhoc before retrievers: its literal paths must win over /{retriever_id}.
-    for module in (health, namespaces, byo, collections, documents, adhoc, retrievers, keys):
+    routers = (health, namespaces, byo, collections, documents, adhoc, retrievers, keys)
+    for module in (*routers, buckets, bucket_objects):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

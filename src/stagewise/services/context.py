@@ -17,10 +17,13 @@ from stagewise.services.cursors import CursorCodec, load_secret
 from stagewise.services.follower import IndexFollower
 from stagewise.services.limits import ExecutionSlots, RateLimiter
 from stagewise.services.live_progress import LiveProgress
+from stagewise.storage.blobs import LocalBlobStore
 from stagewise.storage.cached import CachedMetadataStore
 from stagewise.storage.index.factory import make_search_index
+from stagewise.storage.ingest import BlobStore, IngestStore
 from stagewise.storage.local_state import LocalLiveExecutions, LocalResultCache
 from stagewise.storage.protocols import MetadataStore, SearchIndex, ShardMaintenance
+from stagewise.storage.sql.ingest_store import SqlIngestStore
 from stagewise.storage.sql.store import SqlMetadataStore
 from stagewise.storage.state import (
     ConcurrencySlots,
@@ -49,6 +52,9 @@ class Stores:
     results: ResultCache
     rate: RequestRate
     slots: ConcurrencySlots
+    # Buckets, objects, batches and tasks (on the metadata store's engine), and blob bytes.
+    ingest: IngestStore
+    blobs: BlobStore
     # This process, as the owner of the runs it carries out.
     worker_id: str = field(default_factory=lambda: f"w{os.getpid()}-{secrets.token_hex(4)}")
     # True when metadata reads are answered in-process (cached SQLite), so async request
@@ -180,6 +186,8 @@ def open_stores(settings: Settings) -> Stores:
         results=results,
         rate=rate,
         slots=slots,
+        ingest=SqlIngestStore(sql.engine),
+        blobs=LocalBlobStore(settings.data_dir / "blobs"),
         inline_reads=exclusive,
         maintenance=maintenance,
         closers=closers,
