@@ -106,7 +106,7 @@ def _list(
             "Object lists page by cursor: send pagination.next_cursor, not offset or page",
             field="offset",
         )
-    extra = (body.model_extra if body is not None else None) or {}
+    extra = body.model_dump(exclude_none=True) if body is not None else {}
     for key in _UNSUPPORTED_LIST_KEYS:
         if extra.get(key):
             raise ValidationFailed(f"{key} is not supported on object lists yet", field=key)
