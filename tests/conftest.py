@@ -70,14 +70,21 @@ def server(
     """One server with the real MiniLM model per topology, shared by the SDK and API tests."""
     topology = getattr(request, "param", "embedded")
     data_dir = tmp_path_factory.mktemp(f"stagewise-{topology}")
+    # file:// blobs are read from here (tests/sdk/test_bucket_objects.py: import_dir).
+    imports = data_dir / "imports"
+    imports.mkdir()
     if topology == "embedded":
-        handle = start_server(data_dir, admin_key=ADMIN_KEY)
+        handle = start_server(data_dir, admin_key=ADMIN_KEY, blob_import_dir=imports)
     elif topology == "sqlite-qdrant-local":
         handle = start_server(
-            data_dir, admin_key=ADMIN_KEY, vector_backend="qdrant", qdrant_url=":memory:"
+            data_dir,
+            admin_key=ADMIN_KEY,
+            vector_backend="qdrant",
+            qdrant_url=":memory:",
+            blob_import_dir=imports,
         )
     elif topology == "postgres-2-workers":
-        with workers_server(data_dir, workers=2) as process:
+        with workers_server(data_dir, workers=2, STAGEWISE_BLOB_IMPORT_DIR=str(imports)) as process:
             yield process
         return
     else:

@@ -18,6 +18,8 @@ from stagewise.api.responses import JsonResponse
 from stagewise.api.routes import (
     adhoc,
     batches,
+    bucket_objects,
+    buckets,
     byo,
     collections,
     documents,
@@ -116,6 +118,8 @@ def create_app(settings: Settings) -> FastAPI:
         adhoc,
         retrievers,
         keys,
+        buckets,
+        bucket_objects,
         batches,
         tasks,
     ):

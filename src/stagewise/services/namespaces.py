@@ -221,6 +221,11 @@ def update_namespace(
 def delete_namespace(stores: Stores, *, identifier: str) -> NamespaceRecord:
     ns = get_namespace(stores, identifier=identifier)
     collections = stores.metadata.list_collections(ns.namespace_id)
+    # Buckets first (each with its objects, batches and items): if this stops halfway, the
+    # namespace is still there and a repeated delete finishes the job.
+    while buckets := stores.ingest.list_buckets(ns.namespace_id, limit=100)[0]:
+        for bucket in buckets:
+            stores.ingest.delete_bucket(bucket.bucket_id)
     stores.metadata.delete_namespace(ns.namespace_id)
     for col in collections:
         stores.index.drop_collection(col.collection_id)
