@@ -120,9 +120,10 @@ def test_sdk_flow_runs_on_a_celery_worker(stack: CeleryStack) -> None:
     assert mixpeek.CollectionDocumentsApi(client).count_documents(collection_id).count == 200
     assert done.additional_data["object_count"] == 200
 
-    hits = search(client, collection_id, "Field note 12: a short text about orbits")
+    body = object_body(12)
+    hits = search(client, collection_id, body["blobs"][0]["data"])
     assert hits[0]["source_object_id"] == object_ids[12]
-    assert (hits[0]["title"], hits[0]["category"]) == ("note 12", "orbits")
+    assert (hits[0]["title"], hits[0]["category"]) == (body["title"], body["category"])
     lineage = mixpeek.DocumentLineageApi(client).get_document_lineage(
         collection_id, hits[0]["document_id"]
     )
@@ -180,6 +181,11 @@ def test_killed_worker_batch_completes_once_per_object(stack: CeleryStack) -> No
     finally:
         sql.close()
     assert sorted(len(per_object.get(oid, [])) for oid in object_ids) == [1] * 1000
+    print(
+        f"killed at {killed_at.progress.processed}/1000 processed; attempts "
+        f"{done.additional_data['attempts']}; documents written {final.documents_written}, "
+        f"skipped {final.progress.objects_skipped}"
+    )
     with stack.server.client(ADMIN_KEY, "celery-crash") as http:
         for object_id in object_ids[::50]:
             res = http.get(f"/v1/objects/{object_id}/documents")

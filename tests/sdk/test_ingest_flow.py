@@ -161,7 +161,8 @@ def search(client: mixpeek.ApiClient, collection_id: str, query: str) -> list[di
     res = retrievers.execute_retriever(
         retriever_id, ExecuteRetrieverRequest.from_dict({"inputs": {"query": query}})
     )
-    return [d.to_dict() for d in res.documents]
+    # The SDK types execute results as plain dicts (RetrieverExecuteResponse.documents).
+    return [d if isinstance(d, dict) else d.to_dict() for d in res.documents]
 
 
 def test_bucket_to_searchable_documents_with_lineage(sdk: ClientFactory, ns_name: str) -> None:
