@@ -51,7 +51,8 @@ class Summary:
     files: int = 0
     uploaded: int = 0
     present: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)  # (file or object, error)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (file, error)
+    files_by_object: dict[str, str] = field(default_factory=dict)  # object id -> file
 
 
 def scan(root: Path) -> list[LocalFile]:
@@ -213,13 +214,17 @@ def run(
         if f.key in have:
             summary.present += 1
             object_ids.append(have[f.key])
+            summary.files_by_object[have[f.key]] = f.rel
             continue
         try:
             todo.append((f, object_body(f, text_prop)))
         except (OSError, ValueError) as exc:
             summary.failures.append((f.rel, str(exc)))
     if todo:
-        object_ids += upload(api, bucket_id, todo, summary).values()
+        stored = upload(api, bucket_id, todo, summary)
+        object_ids += stored.values()
+        rel = {f.key: f.rel for f, _ in todo}
+        summary.files_by_object.update({oid: rel[key] for key, oid in stored.items()})
     if not object_ids:
         return summary, None
     return summary, process(api, bucket_id, object_ids, collection, poll_s)
@@ -231,6 +236,7 @@ def report(summary: Summary, batch: dict[str, Any] | None) -> bool:
         f"files: {summary.files}   uploaded: {summary.uploaded}   "
         f"already in the bucket: {summary.present}",
         highlight=False,
+        soft_wrap=True,
     )
     failures = list(summary.failures)
     if batch is not None:
@@ -241,14 +247,18 @@ def report(summary: Summary, batch: dict[str, Any] | None) -> bool:
             f"   documents written: {batch.get('documents_written') or 0}"
             f"   skipped (already processed): {progress.get('objects_skipped') or 0}",
             highlight=False,
+            soft_wrap=True,
         )
         if task["status"] != "COMPLETED" and task.get("error"):
             failures.append((f"task {task['task_id']}", task["error"]))
-        failures += [(f["object_id"], f["error"]) for f in batch.get("failed_objects") or []]
+        failures += [
+            (summary.files_by_object.get(f["object_id"], f["object_id"]), f["error"])
+            for f in batch.get("failed_objects") or []
+        ]
     if failures:
         console.print(f"[red]{len(failures)} failure(s):[/red]")
         for what, error in failures[:50]:
-            console.print(f"  {what}: {error}", highlight=False, markup=False)
+            console.print(f"  {what}: {error}", highlight=False, markup=False, soft_wrap=True)
         if len(failures) > 50:
             console.print(f"  ... and {len(failures) - 50} more")
     ok = not failures and (batch is None or batch["task"]["status"] == "COMPLETED")

@@ -56,6 +56,8 @@ def object_public(obj: ObjectRecord, *, written: bool = False) -> dict[str, Any]
         "created_at": iso(obj.created_at),
         "updated_at": iso(obj.updated_at),
     }
+    if obj.idempotency_key is not None:  # so a client can tell what it uploaded already
+        out["idempotency_key"] = obj.idempotency_key
     if written:
         out["consistency"] = {
             "retriever_visible": "after_processing",
