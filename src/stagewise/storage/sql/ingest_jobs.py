@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -21,30 +22,35 @@ UNFINISHED_TASKS = ("PENDING", "IN_PROGRESS")
 class JobTables:
     engine: Engine
 
-    # ---- batches
-    def create_batch(self, batch: BatchRecord) -> None:
+    # ---- one row by its key (the table's first column), shared by every record kind
+    def _create(self, table: sa.Table, record: BaseModel, what: str) -> None:
         try:
             with self.engine.begin() as conn:
-                conn.execute(t.batches.insert().values(**as_row(batch, t.batches)))
+                conn.execute(table.insert().values(**as_row(record, table)))
         except IntegrityError as exc:
-            raise as_conflict(exc, "The batch") from exc
+            raise as_conflict(exc, what) from exc
+
+    def _get(self, table: sa.Table, cls: type[R], key: str) -> R | None:
+        column = next(iter(table.primary_key.columns))
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(table).where(column == key)).mappings().first()
+        return None if row is None else from_row(cls, row)
+
+    def _update(self, table: sa.Table, record: BaseModel) -> None:
+        column = next(iter(table.primary_key.columns))
+        values = as_row(record, table)
+        with self.engine.begin() as conn:
+            conn.execute(table.update().where(column == values[column.name]).values(**values))
+
+    # ---- batches
+    def create_batch(self, batch: BatchRecord) -> None:
+        self._create(t.batches, batch, "The batch")
 
     def get_batch(self, batch_id: str) -> BatchRecord | None:
-        with self.engine.connect() as conn:
-            row = (
-                conn.execute(sa.select(t.batches).where(t.batches.c.batch_id == batch_id))
-                .mappings()
-                .first()
-            )
-        return None if row is None else from_row(BatchRecord, row)
+        return self._get(t.batches, BatchRecord, batch_id)
 
     def update_batch(self, batch: BatchRecord) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                t.batches.update()
-                .where(t.batches.c.batch_id == batch.batch_id)
-                .values(**as_row(batch, t.batches))
-            )
+        self._update(t.batches, batch)
 
     def list_batches(
         self,
@@ -127,28 +133,13 @@ class JobTables:
 
     # ---- tasks
     def create_task(self, task: TaskRecord) -> None:
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(t.tasks.insert().values(**as_row(task, t.tasks)))
-        except IntegrityError as exc:
-            raise as_conflict(exc, "The task") from exc
+        self._create(t.tasks, task, "The task")
 
     def get_task(self, task_id: str) -> TaskRecord | None:
-        with self.engine.connect() as conn:
-            row = (
-                conn.execute(sa.select(t.tasks).where(t.tasks.c.task_id == task_id))
-                .mappings()
-                .first()
-            )
-        return None if row is None else from_row(TaskRecord, row)
+        return self._get(t.tasks, TaskRecord, task_id)
 
     def update_task(self, task: TaskRecord) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                t.tasks.update()
-                .where(t.tasks.c.task_id == task.task_id)
-                .values(**as_row(task, t.tasks))
-            )
+        self._update(t.tasks, task)
 
     def list_tasks(
         self,

@@ -36,11 +36,7 @@ class SqlIngestStore(JobTables):
 
     # ---- buckets
     def create_bucket(self, bucket: BucketRecord) -> None:
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(t.buckets.insert().values(**as_row(bucket, t.buckets)))
-        except IntegrityError as exc:
-            raise as_conflict(exc, "The bucket") from exc
+        self._create(t.buckets, bucket, "The bucket")
 
     def get_bucket(self, namespace_id: str, identifier: str) -> BucketRecord | None:
         c = t.buckets.c
@@ -54,10 +50,7 @@ class SqlIngestStore(JobTables):
         return from_row(BucketRecord, rows[0]) if rows else None
 
     def get_bucket_by_id(self, bucket_id: str) -> BucketRecord | None:
-        query = sa.select(t.buckets).where(t.buckets.c.bucket_id == bucket_id)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).mappings().first()
-        return None if row is None else from_row(BucketRecord, row)
+        return self._get(t.buckets, BucketRecord, bucket_id)
 
     def list_buckets(
         self, namespace_id: str, *, search: str | None = None, offset: int = 0, limit: int = 100
