@@ -2,7 +2,7 @@
 and by name, never show one namespace's data to another's principal.
 
 One server holds three namespaces with look-alike content (tests/support/tenancy.py). For each
-route family (namespaces, collections, documents, retrievers, executions, health, keys, and
+route family (namespaces, collections, documents, retrievers, executions, health, keys, buckets and
 writes aimed at another namespace's resources) a seeded hypothesis run draws an attacker (the
 namespace's bound key or bound read-only key with no, its own or the victim's X-Namespace; or
 the admin key with the home namespace's X-Namespace), a victim namespace, a route of the
@@ -67,6 +67,7 @@ EXAMPLES = {
     "health": 80,
     "keys": 120,
     "writes": 250,
+    "buckets": 300,
 }
 ERROR_SHAPE = {"message", "type", "code", "details"}
 
@@ -971,6 +972,96 @@ def writes_case(draw: st.DrawFn, a: Attack, route: str) -> Case:
     )
 
 
+def bucket_idents(a: Attack) -> list[str]:
+    v, h = a.victim, a.home
+    return [
+        v.buckets["shared"],
+        v.buckets[v.private_bucket],
+        v.private_bucket,
+        "shared",  # the home's own look-alike
+        h.buckets["shared"],  # controls
+        h.private_bucket,
+    ]
+
+
+def buckets_case(draw: st.DrawFn, a: Attack, route: str) -> Case:
+    """Buckets and their objects: reads by id and name, lists with search and cursors, and
+    writes aimed at the victim's buckets and objects (by id: never a home resource)."""
+    v, h = a.victim, a.home
+    home_buckets = set(h.buckets.values())
+    if route in ("get", "list", "list-post"):
+        if route == "get":
+            ident = draw(st.sampled_from(bucket_idents(a)))
+            found = h.bkt(ident)
+            expect = gate(a, OK if found else not_found("bucket"))
+            check = is_home("bucket_id", found or "")
+            return Case("buckets", route, "GET", f"/v1/buckets/{ident}", expect, check=check)
+        query = {"search": words(draw, a), **page(draw)}
+        check = results_in(home_buckets, "bucket_id")
+        if route == "list":
+            return Case(
+                "buckets", route, "GET", "/v1/buckets", gate(a, OK), params=query, check=check
+            )
+        return Case(
+            "buckets", route, "POST", "/v1/buckets/list", gate(a, OK), body=query, check=check
+        )
+    victim_objects = [o for ids in v.objects.values() for o in ids]
+    if route == "bucket-write":
+        bid = draw(st.sampled_from(list(v.buckets.values())))
+        method = draw(st.sampled_from(["PATCH", "PUT", "DELETE"]))
+        body = {"description": "overwritten"} if method != "DELETE" else None
+        expect = gate(a, not_found("bucket"), write=True)
+        return Case("buckets", route, method, f"/v1/buckets/{bid}", expect, body=body)
+    if route == "object-create":
+        bid = draw(st.sampled_from(list(v.buckets.values())))
+        path = f"/v1/buckets/{bid}/objects" + draw(st.sampled_from(["", "/batch"]))
+        body: Any = {"title": "planted"}
+        if path.endswith("/batch"):
+            body = {"objects": [body]}
+        return Case(
+            "buckets", route, "POST", path, gate(a, not_found("bucket"), write=True), body=body
+        )
+    idents = bucket_idents(a)  # half the victim's (404), half the home's (its own answer)
+    ident = draw(st.sampled_from(idents[:3] if draw(st.booleans()) else idents[3:]))
+    bid = h.bkt(ident)
+    base = f"/v1/buckets/{ident}/objects"
+    if route == "object-write":  # the home's bucket and a victim's object, or a victim bucket
+        oid = draw(st.sampled_from(victim_objects))
+        method = draw(st.sampled_from(["PATCH", "PUT", "DELETE"]))
+        body = {"title": "overwritten"} if method != "DELETE" else None
+        expect = gate(a, not_found("bucket" if bid is None else "object"), write=True)
+        return Case("buckets", route, method, f"{base}/{oid}", expect, body=body)
+    if route == "object-get":
+        home_object = h.objects[h.buckets["shared"]][0]
+        oid = home_object if draw(st.booleans()) else draw(st.sampled_from(victim_objects))
+        found = bid is not None and oid in h.objects[bid]
+        expect = OK if found else not_found("bucket" if bid is None else "object")
+        return Case(
+            "buckets",
+            route,
+            "GET",
+            f"{base}/{oid}",
+            gate(a, expect),
+            check=is_home("object_id", oid),
+        )
+    cursor = draw(st.sampled_from([None, v.object_cursor, h.object_cursor]))
+    if bid is None:
+        expect = not_found("bucket")
+    elif cursor is None or (cursor == h.object_cursor and bid == h.buckets["shared"]):
+        expect = OK
+    else:
+        expect = deny(400, "invalid_cursor")
+    params = {"limit": draw(st.sampled_from([1, 2, 100]))}
+    if cursor is not None:
+        params["cursor"] = cursor
+    check = results_in(set(h.objects.get(bid or "", [])), "object_id")
+    if draw(st.booleans()):
+        return Case("buckets", route, "GET", base, gate(a, expect), params=params, check=check)
+    return Case(
+        "buckets", route, "POST", f"{base}/list", gate(a, expect), params=params, check=check
+    )
+
+
 FAMILIES: dict[str, tuple[Callable[..., Case], list[str], bool]] = {
     # family: (builder, routes, bound keys only)
     "namespaces": (namespaces_case, ["get", "list", "list-post"], True),
@@ -1009,6 +1100,20 @@ FAMILIES: dict[str, tuple[Callable[..., Case], list[str], bool]] = {
     ),
     "health": (health_case, ["deep", "health"], True),
     "keys": (keys_case, ["list", "get", "revoke", "create"], True),
+    "buckets": (
+        buckets_case,
+        [
+            "get",
+            "list",
+            "list-post",
+            "object-get",
+            "object-list",
+            "object-create",
+            "object-write",
+            "bucket-write",
+        ],
+        False,
+    ),
     "writes": (
         writes_case,
         [

@@ -161,7 +161,30 @@ def _seed(client: asgi.ASGIClient) -> dict[str, list[str]]:
     key = _ok(client.post("/v1/keys", json={"name": "fuzz", "namespace": ns}, headers=auth))
     ids["keys"] = [key["key_id"]]
     ids["extractors"] = ["text_extractor_v1"]
+    _seed_buckets(client, scoped, ids)
     return ids
+
+
+def _seed_buckets(
+    client: asgi.ASGIClient, scoped: dict[str, str], ids: dict[str, list[str]]
+) -> None:
+    schema = {"properties": {"title": {"type": "string"}, "body": {"type": "text"}}}
+
+    def bucket(name: str) -> str:
+        body = {"bucket_name": name, "bucket_schema": schema}
+        return str(_ok(client.post("/v1/buckets", json=body, headers=scoped))["bucket_id"])
+
+    def obj(bid: str, i: int) -> str:
+        blob = {"property": "body", "type": "text", "data": TEXTS[i % len(TEXTS)]}
+        body = {"title": f"t{i}", "blobs": [blob]}
+        return str(
+            _ok(client.post(f"/v1/buckets/{bid}/objects", json=body, headers=scoped))["object_id"]
+        )
+
+    bid = bucket("fuzz-bucket")
+    ids["buckets"], ids["spare_buckets"] = [bid], [bucket("fuzz-spare-bucket")]
+    ids["objects"] = [obj(bid, i) for i in range(3)]
+    ids["spare_objects"] = [obj(bid, 9)]
 
 
 # Path parameter -> the dictionary its real values come from (drawn with PROBABILITY, the
@@ -175,6 +198,8 @@ PATH_IDS = {
     "execution_id": "executions",
     "key_id": "keys",
     "feature_extractor_id": "extractors",
+    "bucket_identifier": "buckets",
+    "object_identifier": "objects",
 }
 DELETES = {
     "DELETE /v1/namespaces/{namespace_identifier}": {"namespace_identifier": "spare_namespaces"},
@@ -186,6 +211,11 @@ DELETES = {
         "document_id": "spare_documents",
     },
     "DELETE /v1/retrievers/{retriever_id}": {"retriever_id": "spare_retrievers"},
+    "DELETE /v1/buckets/{bucket_identifier}": {"bucket_identifier": "spare_buckets"},
+    "DELETE /v1/buckets/{bucket_identifier}/objects/{object_identifier}": {
+        "bucket_identifier": "buckets",
+        "object_identifier": "spare_objects",
+    },
 }
 PROBABILITY = 0.7
 

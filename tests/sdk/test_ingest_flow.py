@@ -161,8 +161,7 @@ def search(client: mixpeek.ApiClient, collection_id: str, query: str) -> list[di
     res = retrievers.execute_retriever(
         retriever_id, ExecuteRetrieverRequest.from_dict({"inputs": {"query": query}})
     )
-    # The SDK types execute results as plain dicts (RetrieverExecuteResponse.documents).
-    return [d if isinstance(d, dict) else d.to_dict() for d in res.documents]
+    return list(res.documents)
 
 
 def test_bucket_to_searchable_documents_with_lineage(sdk: ClientFactory, ns_name: str) -> None:
@@ -210,10 +209,11 @@ def test_bucket_to_searchable_documents_with_lineage(sdk: ClientFactory, ns_name
     obj = mixpeek.BucketObjectsApi(client).get_object_buckets(bucket_id, object_ids[7])
     assert obj.status == "COMPLETED"
 
-    hits = search(client, collection_id, "Field note 7: a short text about orbits")
+    # The exact text of object 7's blob: its document is the nearest (cosine 1).
+    hits = search(client, collection_id, object_body(7)["blobs"][0]["data"])
     top = hits[0]
     assert top["source_object_id"] == object_ids[7]
-    assert (top["title"], top["category"]) == ("note 7", "orbits")
+    assert (top["title"], top["category"]) == ("note 7", TOPICS[7 % len(TOPICS)])
     lineage = mixpeek.DocumentLineageApi(client).get_document_lineage(
         collection_id, top["document_id"]
     )
@@ -237,3 +237,100 @@ def test_bucket_to_searchable_documents_with_lineage(sdk: ClientFactory, ns_name
     assert trigger.object_count == 200 and trigger.total_tiers == 1
     assert wait_task(client, trigger.task_id).status == "COMPLETED"
     assert mixpeek.CollectionDocumentsApi(client).count_documents(collection_id).count == 200
+
+
+def test_bad_objects_fail_alone(sdk: ClientFactory, ns_name: str) -> None:
+    mixpeek.NamespacesApi(sdk()).create_namespace(
+        CreateNamespaceRequest.from_dict({"namespace_name": ns_name})
+    )
+    client = sdk(namespace=ns_name)
+    bucket_id = setup_bucket(client, "mixed")
+    collection_id = bucket_collection(client, bucket_id, "mixed")
+    objects = mixpeek.BucketObjectsApi(client)
+    bodies = [object_body(i) for i in range(5)]
+    schema_violation = {**object_body(5), "title": 123}
+    outside = {
+        "title": "outside",
+        "blobs": [{"property": "content", "type": "text", "data": "file:///etc/passwd"}],
+    }
+    intake = objects.create_objects_batch_buckets(
+        bucket_id,
+        CreateObjectsBatchRequest.from_dict({"objects": [*bodies, schema_violation, outside]}),
+    )
+    # Refused at intake, each alone: nothing of theirs is stored.
+    assert (intake.succeeded_count, intake.failed_count) == (5, 2)
+    assert sorted(f.object_index for f in intake.failed) == [5, 6]
+    good = [o.object_id for o in intake.succeeded]
+    # Accepted at intake, unreadable at processing: no text to embed, and bytes that are
+    # not UTF-8 in a text blob.
+    no_text = objects.create_object_buckets(
+        bucket_id, mixpeek.CreateObjectRequest.from_dict({"title": "metadata only"})
+    ).object_id
+    not_utf8 = objects.create_object_buckets(
+        bucket_id,
+        mixpeek.CreateObjectRequest.from_dict(
+            {
+                "title": "binary",
+                "blobs": [
+                    {"property": "content", "type": "text", "data": "data:text/plain;base64,//79"}
+                ],
+            }
+        ),
+    ).object_id
+
+    batches = mixpeek.BucketBatchesApi(client)
+    batch = batches.create_batch_buckets_batches(
+        bucket_id,
+        CreateBatchRequest.from_dict({"object_ids": [*good, no_text, not_utf8]}),
+        auto_submit=True,
+    )
+    task = wait_task(client, batch.task_id)
+    assert task.status == "COMPLETED"
+    done = batches.get_batch_buckets_batches(bucket_id, batch.batch_id)
+    assert done.status == "COMPLETED_WITH_ERRORS"
+    failed = {f.object_id: f for f in done.failed_objects}
+    assert set(failed) == {no_text, not_utf8}
+    assert "no 'content'" in failed[no_text].error
+    assert "UTF-8" in failed[not_utf8].error
+    assert {f.error_type for f in failed.values()} == {"permanent"}
+    assert (done.progress.processed, done.progress.objects_failed) == (7, 2)
+    assert done.documents_written == 5 and done.failed_object_count == 2
+    assert mixpeek.CollectionDocumentsApi(client).count_documents(collection_id).count == 5
+    statuses = {
+        oid: objects.get_object_buckets(bucket_id, oid).status for oid in [*good, no_text, not_utf8]
+    }
+    assert statuses == {**dict.fromkeys(good, "COMPLETED"), no_text: "FAILED", not_utf8: "FAILED"}
+    bucket = mixpeek.BucketsApi(client).get_bucket(bucket_id)
+    assert bucket.object_count == 7
+
+
+def test_auto_process_and_its_refusal(sdk: ClientFactory, ns_name: str) -> None:
+    mixpeek.NamespacesApi(sdk()).create_namespace(
+        CreateNamespaceRequest.from_dict({"namespace_name": ns_name})
+    )
+    client = sdk(namespace=ns_name)
+    objects = mixpeek.BucketObjectsApi(client)
+    bucket_id = setup_bucket(client, "auto")
+    # Nothing is sourced from the bucket yet: refused, and nothing is stored.
+    with pytest.raises(mixpeek.ApiException) as refused:
+        objects.create_object_buckets(
+            bucket_id, mixpeek.CreateObjectRequest.from_dict(object_body(0)), auto_process=True
+        )
+    assert refused.value.status == 400
+    assert mixpeek.BucketsApi(client).get_bucket(bucket_id).object_count == 0
+
+    collection_id = bucket_collection(client, bucket_id, "auto")
+    obj = objects.create_object_buckets(
+        bucket_id, mixpeek.CreateObjectRequest.from_dict(object_body(1)), auto_process=True
+    )
+    assert obj.status == "PENDING"
+    for _ in range(300):
+        if objects.get_object_buckets(bucket_id, obj.object_id).status != "PENDING":
+            break
+        time.sleep(0.1)
+    assert objects.get_object_buckets(bucket_id, obj.object_id).status == "COMPLETED"
+    docs = mixpeek.DocumentLineageApi(client).get_documents_by_object(
+        obj.object_id, collection_ids=[collection_id]
+    )
+    assert [d["chunk_index"] for d in docs["documents"]] == [0]
+    assert docs["documents"][0]["text"] == object_body(1)["blobs"][0]["data"]

@@ -65,6 +65,9 @@ ID_KEYS = frozenset(
         "document_ids",
         "target_collection_id",
         "key_id",
+        "bucket_id",
+        "object_id",
+        "blob_id",
     }
 )
 
@@ -144,6 +147,10 @@ class Tenant:
     idem_body: dict[str, Any] = field(default_factory=dict)
     private_collection: str = ""
     private_retriever: str = ""
+    buckets: dict[str, str] = field(default_factory=dict)  # name -> id
+    objects: dict[str, list[str]] = field(default_factory=dict)  # bucket id -> object ids
+    private_bucket: str = ""
+    object_cursor: str = ""  # a next_cursor of the "shared" bucket's object list
     # What is this tenant's alone, with what it is (for readable failure reports).
     own: dict[str, str] = field(default_factory=dict)
 
@@ -166,6 +173,11 @@ class Tenant:
         if identifier in self.retrievers.values():
             return identifier
         return self.retrievers.get(identifier)
+
+    def bkt(self, identifier: str) -> str | None:
+        if identifier in self.buckets.values():
+            return identifier
+        return self.buckets.get(identifier)
 
     def has_doc(self, document_id: str) -> bool:
         return any(document_id in ids for ids in self.docs.values())
@@ -456,6 +468,8 @@ def seed_tenant(server: ServerHandle, label: str) -> Tenant:
     t.doc_cursors.append(out["pagination"]["next_cursor"])
     assert all(t.doc_cursors), t.doc_cursors
 
+    seed_buckets(http, t, tag)
+
     # Keys, made in-process as the operator's CLI does.
     stores = server.server.config.app.state.stores  # type: ignore[attr-defined]
     for attr, read_only in (("writer", False), ("reader", True)):
@@ -474,6 +488,38 @@ def seed_tenant(server: ServerHandle, label: str) -> Tenant:
     admin.close()
     http.close()
     return t
+
+
+def seed_buckets(http: httpx.Client, t: Tenant, tag: str) -> None:
+    """Buckets "shared" (a look-alike name) and one of this tenant's own, each with objects
+    whose root fields and text blobs carry canaries."""
+    t.private_bucket = t.mine(f"bucket-{t.label}-{tag}", "private bucket name")
+    schema = {"properties": {"title": {"type": "string"}, "body": {"type": "text"}}}
+    for name in ("shared", t.private_bucket):
+        bucket = _ok(
+            http.post(
+                "/v1/buckets",
+                json={
+                    "bucket_name": name,
+                    "description": t.canary(f"{name[:6]}-bucket"),
+                    "bucket_schema": schema,
+                },
+            )
+        )
+        bid = t.buckets[name] = t.mine(bucket["bucket_id"], f"bucket id of {name!r}")
+        t.objects[bid] = []
+        for i in range(3):
+            blob = {"property": "body", "type": "text", "data": f"alpha {t.canary(f'blob{i}')}"}
+            obj = _ok(
+                http.post(
+                    f"/v1/buckets/{bid}/objects",
+                    json={"title": t.canary(f"object{i}"), "blobs": [blob]},
+                )
+            )
+            t.objects[bid].append(t.mine(obj["object_id"], "object id"))
+            t.mine(obj["blobs"][0]["blob_id"], "blob id")
+    page = _ok(http.get(f"/v1/buckets/{t.buckets['shared']}/objects", params={"limit": 1}))
+    t.object_cursor = t.mine(page["pagination"]["next_cursor"], "object list cursor")
 
 
 def start_hold(server: ServerHandle, t: Tenant) -> None:
@@ -521,9 +567,20 @@ def fingerprint(server: ServerHandle, tenants: Iterable[Tenant]) -> dict[str, An
                     for r in rets["results"]
                     if not r["retriever_name"].startswith("clone-")
                 ),
+                "buckets": _buckets(admin, h),
                 "keys": sorted(
                     (k["key_id"], k["status"])
                     for k in _ok(admin.get("/v1/keys", params={"namespace": t.id}))["results"]
                 ),
             }
     return out
+
+
+def _buckets(admin: httpx.Client, headers: dict[str, str]) -> list[Any]:
+    out = []
+    for b in _ok(admin.get("/v1/buckets", params={"limit": 1000}, headers=headers))["results"]:
+        path = f"/v1/buckets/{b['bucket_id']}/objects"
+        objects = _ok(admin.get(path, params={"limit": 1000}, headers=headers))["results"]
+        figures = (b["bucket_name"], b["description"], b["object_count"], b["total_size_bytes"])
+        out.append((b["bucket_id"], *figures, [(o["object_id"], o["title"]) for o in objects]))
+    return sorted(out)

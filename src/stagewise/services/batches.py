@@ -41,6 +41,17 @@ def sourced_collections(stores: Stores, bucket: BucketRecord) -> list[Collection
     ]
 
 
+def require_sourced_collections(stores: Stores, bucket: BucketRecord) -> list[str]:
+    scope = [c.collection_id for c in sourced_collections(stores, bucket)]
+    if not scope:
+        raise InvalidRequest(
+            f"No collection is sourced from bucket '{bucket.bucket_name}'; create one with "
+            "source {'type': 'bucket', 'bucket_ids': [...]} first",
+            code="no_collections_for_bucket",
+        )
+    return scope
+
+
 def _checked_scope(stores: Stores, bucket: BucketRecord, requested: Any) -> list[str]:
     if requested is None:
         return []
@@ -171,13 +182,9 @@ def submit(stores: Stores, batch: BatchRecord) -> TaskRecord:
     scope = batch.collection_ids
     if not scope:
         bucket = stores.ingest.get_bucket_by_id(batch.bucket_id)
-        scope = [c.collection_id for c in sourced_collections(stores, bucket)] if bucket else []
-    if not scope:
-        raise InvalidRequest(
-            f"No collection is sourced from bucket '{batch.bucket_id}'; create one with "
-            "source {'type': 'bucket', 'bucket_ids': [...]} first",
-            code="no_collections_for_bucket",
-        )
+        if bucket is None:
+            raise NotFound("bucket", batch.bucket_id)
+        scope = require_sourced_collections(stores, bucket)
     task = TaskRecord(
         task_id=new_id("task_"),
         namespace_id=batch.namespace_id,

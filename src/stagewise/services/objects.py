@@ -74,7 +74,6 @@ def create_object(
             if replaced is not None:
                 return replaced, False
         raise
-    # auto_process: wired by services/batches.py (the object stays PENDING until then)
     return prepared.record, False
 
 

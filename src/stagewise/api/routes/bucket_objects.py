@@ -22,6 +22,7 @@ from stagewise.api.strict_json import StrictJSONRoute
 from stagewise.domain.ingest_records import BucketRecord
 from stagewise.domain.records import NamespaceRecord
 from stagewise.errors import InvalidCursor, ValidationFailed
+from stagewise.services import batches
 from stagewise.services import objects as svc
 from stagewise.services.buckets import get_bucket
 from stagewise.services.context import Stores
@@ -54,11 +55,15 @@ def create_object(
     ns: NamespaceDep,
     _: WriterKey,
     policy: str | None = None,
-    auto_process: bool = False,  # auto_process: wired by services/batches.py
+    auto_process: bool = False,
 ) -> JsonResponse:
     parse_body(ObjectBody, body)
     bucket = _bucket(stores, ns, bucket_identifier)
-    obj, _replayed = svc.create_object(stores, bucket=bucket, body=body, policy=policy)
+    if auto_process:  # refused before anything is written when nothing could process it
+        batches.require_sourced_collections(stores, bucket)
+    obj, replayed = svc.create_object(stores, bucket=bucket, body=body, policy=policy)
+    if auto_process and not replayed:
+        batches.submit_objects(stores, bucket=bucket, object_ids=[obj.object_id])
     return JsonResponse(object_public(obj, written=True))
 
 
@@ -72,11 +77,16 @@ def create_objects_batch(
     stores: StoresDep,
     ns: NamespaceDep,
     _: WriterKey,
-    auto_process: bool = False,  # auto_process: wired by services/batches.py
+    auto_process: bool = False,
 ) -> JsonResponse:
     bucket = _bucket(stores, ns, bucket_identifier)
+    if auto_process:
+        batches.require_sourced_collections(stores, bucket)
     items = body.get("objects")
     outcome = svc.create_objects_batch(stores, bucket=bucket, items=items)
+    fresh = [o.object_id for _, o, replayed in outcome.succeeded if not replayed]
+    if auto_process and fresh:
+        batches.submit_objects(stores, bucket=bucket, object_ids=fresh)
     total = len(items) if isinstance(items, list) else 0
     answer = {
         "succeeded": [batch_row_public(i, o, r) for i, o, r in outcome.succeeded],
