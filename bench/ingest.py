@@ -1,0 +1,277 @@
+"""Ingest throughput through buckets (issue 12): objects uploaded -> batches submitted ->
+tasks COMPLETED, on the in-process pool and on 1 and 2 Celery workers, each against the bare
+embedding model on the same texts, measured in the same run.
+
+    python -m bench.ingest [--objects 2000] [--batches 4] [--rounds 3] [--quick] [--out FILE]
+
+Each topology gets a fresh PostgreSQL database and Redis prefix (tests/support/workers.py),
+and `python -m stagewise serve` as a child process:
+- `inprocess`: no broker; batches run on the server's own ingest pool (STAGEWISE_INGEST_WORKERS,
+  default 1 thread);
+- `celery-1` / `celery-2`: STAGEWISE_BROKER_URL on a private RabbitMQ queue, and 1 then 2
+  `python -m stagewise worker --concurrency 1` processes (each loads the model once, before
+  its first task; each runs torch on 1 thread, OMP_NUM_THREADS=1).
+A round: a new bucket and bucket-sourced collection (split_by none, so one document per
+object), the objects uploaded through objects/batch (100 a request), then `--batches` batches
+of equal size submitted back to back (one batch is one task, run by one worker: a second
+worker helps only when there are several batches), and waited for until every task is
+COMPLETED (`process`), then until every batch is `documents_resolvable` in the server
+(`searchable`). A warm-up batch precedes the rounds of each topology. docs/s = objects /
+seconds from the first submit (process, searchable) or from the first upload (end to end).
+
+Bare model: `make_embedder("minilm", 64).embed(texts)` in this process on the same texts,
+before and after the topologies, at torch's default thread count and at 1 thread; the ratio
+is to the faster of the two (the stricter baseline). The machine's load average is recorded
+before and after: other work on a shared machine skews every figure. Medians over rounds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.support.celery_workers import WorkerProcess, private_queue
+from tests.support.workers import shared_env
+
+from bench.common import BenchError, ServerProcess, start_server
+from bench.generate import Dataset, Spec
+from bench.measure import ADMIN_KEY, Client, load_average, log, ratio
+
+TOPOLOGIES = ("inprocess", "celery-1", "celery-2")
+TERMINAL = {"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"}
+
+
+def bare_model(texts: list[str]) -> dict[str, float]:
+    """docs/s of the bare embedder on `texts`: torch's default thread count, then 1 thread."""
+    import torch
+
+    from stagewise.embeddings.factory import make_embedder
+
+    embedder = make_embedder("minilm", 64)
+    embedder.embed(texts[:64])  # load and warm up
+    default = torch.get_num_threads()
+    out: dict[str, float] = {}
+    try:
+        for threads in sorted({default, 1}, reverse=True):
+            torch.set_num_threads(threads)
+            t0 = time.perf_counter()
+            embedder.embed(texts)
+            out[f"{threads}_threads"] = round(len(texts) / (time.perf_counter() - t0), 1)
+    finally:
+        torch.set_num_threads(default)
+    return out
+
+
+class Flow:
+    """Bucket -> objects -> batches -> tasks over HTTP, in a namespace of its own."""
+
+    def __init__(self, base_url: str) -> None:
+        self.ns = f"ingest-{uuid.uuid4().hex[:8]}"
+        Client(base_url, None).call("POST", "/v1/namespaces", {"namespace_name": self.ns})
+        self.client = Client(base_url, self.ns)
+
+    def bucket(self, name: str) -> str:
+        schema = {"properties": {"content": {"type": "text"}, "n": {"type": "integer"}}}
+        bucket, _ = self.client.call(
+            "POST", "/v1/buckets", {"bucket_name": name, "bucket_schema": schema}
+        )
+        extractor = {
+            "feature_extractor_name": "text_extractor",
+            "version": "v1",
+            "input_mappings": {"text": "content"},
+            "parameters": {"extractor_type": "text_extractor", "split_by": "none"},
+        }
+        source = {"type": "bucket", "bucket_ids": [bucket["bucket_id"]]}
+        self.client.call(
+            "POST",
+            "/v1/collections",
+            {"collection_name": name, "source": source, "feature_extractor": extractor},
+        )
+        return str(bucket["bucket_id"])
+
+    def upload(self, bucket_id: str, texts: list[str]) -> list[str]:
+        ids: list[str] = []
+        for start in range(0, len(texts), 100):
+            objects = [
+                {"n": start + i, "blobs": [{"property": "content", "type": "text", "data": t}]}
+                for i, t in enumerate(texts[start : start + 100])
+            ]
+            res, _ = self.client.call(
+                "POST", f"/v1/buckets/{bucket_id}/objects/batch", {"objects": objects}
+            )
+            if res["failed_count"]:
+                raise BenchError(f"upload failed: {res['failed'][:3]}")
+            ids += [o["object_id"] for o in res["succeeded"]]
+        return ids
+
+    def submit(self, bucket_id: str, object_ids: list[str], batches: int) -> list[dict[str, Any]]:
+        size = -(-len(object_ids) // batches)
+        out = []
+        for start in range(0, len(object_ids), size):
+            batch, _ = self.client.call(
+                "POST",
+                f"/v1/buckets/{bucket_id}/batches?auto_submit=true",
+                {"object_ids": object_ids[start : start + size]},
+            )
+            out.append(batch)
+        return out
+
+    def wait(self, bucket_id: str, batches: list[dict[str, Any]], timeout: float = 1800) -> float:
+        """Until every task ends (each must be COMPLETED); returns that moment."""
+        deadline = time.monotonic() + timeout
+        pending = {b["task_id"] for b in batches}
+        while pending:
+            for task_id in list(pending):
+                task, _ = self.client.call("GET", f"/v1/tasks/{task_id}")
+                if task["status"] in TERMINAL:
+                    if task["status"] != "COMPLETED":
+                        raise BenchError(f"task {task_id}: {task['status']} {task.get('error')}")
+                    pending.discard(task_id)
+            if time.monotonic() > deadline:
+                raise BenchError(f"tasks still running after {timeout:.0f} s: {pending}")
+            if pending:
+                time.sleep(0.05)
+        return time.perf_counter()
+
+    def wait_searchable(self, bucket_id: str, batches: list[dict[str, Any]]) -> float:
+        for b in batches:
+            for _ in range(6000):
+                got, _ = self.client.call("GET", f"/v1/buckets/{bucket_id}/batches/{b['batch_id']}")
+                if got["documents_resolvable"]:
+                    break
+                time.sleep(0.05)
+            else:
+                raise BenchError(f"batch {b['batch_id']} never became searchable")
+        return time.perf_counter()
+
+    def round(self, name: str, texts: list[str], batches: int) -> dict[str, float]:
+        bucket_id = self.bucket(name)
+        t_upload = time.perf_counter()
+        object_ids = self.upload(bucket_id, texts)
+        t_submit = time.perf_counter()
+        submitted = self.submit(bucket_id, object_ids, batches)
+        t_done = self.wait(bucket_id, submitted)
+        t_searchable = self.wait_searchable(bucket_id, submitted)
+        n = len(texts)
+        return {
+            "upload_docs_per_s": round(n / (t_submit - t_upload), 1),
+            "process_docs_per_s": round(n / (t_done - t_submit), 1),
+            "searchable_docs_per_s": round(n / (t_searchable - t_submit), 1),
+            "end_to_end_docs_per_s": round(n / (t_done - t_upload), 1),
+        }
+
+
+@contextmanager
+def topology(kind: str, data_root: Path) -> Iterator[tuple[ServerProcess, Callable[[], Any]]]:
+    """A serving process for `kind`, and a function that adds a Celery worker to it."""
+    with ExitStack() as stack:
+        env = stack.enter_context(shared_env("sw_bench_ingest"))
+        if kind != "inprocess":
+            env = {**env, **stack.enter_context(private_queue("swbench"))}
+        data_dir = data_root / f"data-{kind}-{os.getpid()}"
+        shutil.rmtree(data_dir, ignore_errors=True)
+        server = start_server(data_dir, admin_key=ADMIN_KEY, env=env)
+        stack.callback(server.stop)
+        workers: list[WorkerProcess] = []
+
+        def add_worker() -> WorkerProcess:
+            worker = WorkerProcess(data_dir, {**env, "OMP_NUM_THREADS": "1"})
+            workers.append(worker)
+            worker.start()
+            return worker
+
+        stack.callback(lambda: [w.stop() for w in workers])
+        yield server, add_worker
+
+
+def run_topology(
+    kind: str, texts: list[str], args: argparse.Namespace, data_root: Path
+) -> dict[str, Any]:
+    rounds: list[dict[str, float]] = []
+    with topology(kind, data_root) as (server, add_worker):
+        for _ in range({"inprocess": 0, "celery-1": 1, "celery-2": 2}[kind]):
+            add_worker()
+        flow = Flow(server.base_url)
+        flow.round("warmup", texts[:32], 1)
+        for r in range(args.rounds):
+            figures = flow.round(f"round{r}", texts, args.batches)
+            log(f"  {kind} round {r + 1}: {figures}")
+            rounds.append(figures)
+    keys = rounds[0].keys()
+    return {
+        "median": {k: round(statistics.median(r[k] for r in rounds), 1) for k in keys},
+        "rounds": rounds,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=2000)
+    parser.add_argument("--batches", type=int, default=4, help="batches per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="256 objects, 1 round (CI)")
+    parser.add_argument("--topologies", default=",".join(TOPOLOGIES))
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.objects, args.batches, args.rounds = 256, 2, 1
+    data_root = args.data_root or Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    texts = [d["text"] for d in Dataset(Spec(args.objects, 20261203)).docs(0, args.objects)]
+    out: dict[str, Any] = {
+        "objects": args.objects,
+        "batches": args.batches,
+        "rounds": args.rounds,
+        "cpus": os.cpu_count(),
+        "load_before": load_average(),
+    }
+    log(f"bench.ingest: {args.objects} objects, {args.batches} batches, {args.rounds} rounds")
+    bare_runs = [bare_model(texts)]
+    log(f"  bare model: {bare_runs[0]} docs/s")
+    try:
+        for kind in args.topologies.split(","):
+            out[kind] = run_topology(kind, texts, args, data_root)
+    except BenchError as exc:
+        log(f"FAILED: {exc}")
+        return 1
+    bare_runs.append(bare_model(texts))
+    log(f"  bare model (after): {bare_runs[1]} docs/s")
+    out["load_after"] = load_average()
+    bare = {k: statistics.median(r[k] for r in bare_runs) for k in bare_runs[0]}
+    best = max(bare.values())
+    out["bare_model_docs_per_s"] = bare
+    out["bare_model_runs"] = bare_runs
+    for kind in args.topologies.split(","):
+        med = out[kind]["median"]
+        out[kind]["process_ratio_to_bare"] = ratio(med["process_docs_per_s"], best)
+        out[kind]["end_to_end_ratio_to_bare"] = ratio(med["end_to_end_docs_per_s"], best)
+    print(
+        f"\nmedians over {args.rounds} round(s), {args.objects} objects in {args.batches} batches"
+    )
+    print(f"bare model: {bare} docs/s (baseline {best})")
+    print(f"{'topology':<10} {'upload':>8} {'process':>8} {'search.':>8} {'e2e':>8} ratio")
+    for kind in args.topologies.split(","):
+        m = out[kind]["median"]
+        print(
+            f"{kind:<10} {m['upload_docs_per_s']:>8} {m['process_docs_per_s']:>8} "
+            f"{m['searchable_docs_per_s']:>8} {m['end_to_end_docs_per_s']:>8} "
+            f"{out[kind]['process_ratio_to_bare']}"
+        )
+    print(f"load average before {out['load_before']}, after {out['load_after']}")
+    if args.out:
+        args.out.write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
