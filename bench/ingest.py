@@ -8,9 +8,10 @@ Each topology gets a fresh PostgreSQL database and Redis prefix (tests/support/w
 and `python -m stagewise serve` as a child process:
 - `inprocess`: no broker; batches run on the server's own ingest pool (STAGEWISE_INGEST_WORKERS,
   default 1 thread);
-- `celery-1` / `celery-2`: STAGEWISE_BROKER_URL on a private RabbitMQ queue, and 1 then 2
-  `python -m stagewise worker --concurrency 1` processes (each loads the model once, before
-  its first task; each runs torch on 1 thread, OMP_NUM_THREADS=1).
+- `celery-1` / `celery-2`: one server with STAGEWISE_BROKER_URL on a private RabbitMQ queue,
+  and 1, then 2 fresh `python -m stagewise worker --concurrency 1 --threads T` processes,
+  T = cores / workers (each loads the model once, before its first task; two workers on one
+  machine share its cores: at every core each, they would oversubscribe them).
 A round: a new bucket and bucket-sourced collection (split_by none, so one document per
 object), the objects uploaded through objects/batch (100 a request), then `--batches` batches
 of equal size submitted back to back (one batch is one task, run by one worker: a second
@@ -20,9 +21,10 @@ COMPLETED (`process`), then until every batch is `documents_resolvable` in the s
 seconds from the first submit (process, searchable) or from the first upload (end to end).
 
 Bare model: `make_embedder("minilm", 64).embed(texts)` in this process on the same texts,
-before and after the topologies, at torch's default thread count and at 1 thread; the ratio
-is to the faster of the two (the stricter baseline). The machine's load average is recorded
-before and after: other work on a shared machine skews every figure. Medians over rounds."""
+before and after the topologies (median), at torch's default thread count (every core) and
+at 1 thread; the ratio is to the faster of the two (the stricter baseline). The machine's
+load average is recorded before and after: other work on a shared machine skews every
+figure. Medians over rounds."""
 
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ from bench.generate import Dataset, Spec
 from bench.measure import ADMIN_KEY, Client, load_average, log, ratio
 
 TOPOLOGIES = ("inprocess", "celery-1", "celery-2")
+CPUS = os.cpu_count() or 1
 TERMINAL = {"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"}
 
 
@@ -172,11 +175,12 @@ class Flow:
 
 
 @contextmanager
-def topology(kind: str, data_root: Path) -> Iterator[tuple[ServerProcess, Callable[[], Any]]]:
-    """A serving process for `kind`, and a function that adds a Celery worker to it."""
+def topology(kind: str, data_root: Path) -> Iterator[tuple[ServerProcess, Callable[[int], None]]]:
+    """A serving process for `kind` (inprocess | celery), and a function that gives it n
+    Celery workers."""
     with ExitStack() as stack:
         env = stack.enter_context(shared_env("sw_bench_ingest"))
-        if kind != "inprocess":
+        if kind == "celery":
             env = {**env, **stack.enter_context(private_queue("swbench"))}
         data_dir = data_root / f"data-{kind}-{os.getpid()}"
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -184,29 +188,25 @@ def topology(kind: str, data_root: Path) -> Iterator[tuple[ServerProcess, Callab
         stack.callback(server.stop)
         workers: list[WorkerProcess] = []
 
-        def add_worker() -> WorkerProcess:
-            worker = WorkerProcess(data_dir, {**env, "OMP_NUM_THREADS": "1"})
-            workers.append(worker)
-            worker.start()
-            return worker
+        def set_workers(n: int) -> None:
+            """n fresh workers, each with its share of the cores (`worker --threads`)."""
+            while workers:
+                workers.pop().stop()
+            for _ in range(n):
+                workers.append(WorkerProcess(data_dir, env, threads=max(1, CPUS // n)))
+                workers[-1].start()
 
-        stack.callback(lambda: [w.stop() for w in workers])
-        yield server, add_worker
+        stack.callback(set_workers, 0)
+        yield server, set_workers
 
 
-def run_topology(
-    kind: str, texts: list[str], args: argparse.Namespace, data_root: Path
-) -> dict[str, Any]:
+def run_rounds(kind: str, flow: Flow, texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    flow.round(f"warmup-{kind}", texts[:32], 1)
     rounds: list[dict[str, float]] = []
-    with topology(kind, data_root) as (server, add_worker):
-        for _ in range({"inprocess": 0, "celery-1": 1, "celery-2": 2}[kind]):
-            add_worker()
-        flow = Flow(server.base_url)
-        flow.round("warmup", texts[:32], 1)
-        for r in range(args.rounds):
-            figures = flow.round(f"round{r}", texts, args.batches)
-            log(f"  {kind} round {r + 1}: {figures}")
-            rounds.append(figures)
+    for r in range(args.rounds):
+        figures = flow.round(f"{kind}-round{r}", texts, args.batches)
+        log(f"  {kind} round {r + 1}: {figures}")
+        rounds.append(figures)
     keys = rounds[0].keys()
     return {
         "median": {k: round(statistics.median(r[k] for r in rounds), 1) for k in keys},
@@ -214,18 +214,37 @@ def run_topology(
     }
 
 
+def run_topologies(
+    kinds: list[str], texts: list[str], args: argparse.Namespace, data_root: Path
+) -> dict[str, Any]:
+    """The in-process pool on a server of its own; celery-1 then celery-2 on one server,
+    its workers replaced between them."""
+    out: dict[str, Any] = {}
+    if "inprocess" in kinds:
+        with topology("inprocess", data_root) as (server, _):
+            out["inprocess"] = run_rounds("inprocess", Flow(server.base_url), texts, args)
+    celery = [k for k in kinds if k.startswith("celery-")]
+    if celery:
+        with topology("celery", data_root) as (server, set_workers):
+            flow = Flow(server.base_url)
+            for kind in sorted(celery):
+                set_workers(int(kind.split("-")[1]))
+                out[kind] = run_rounds(kind, flow, texts, args)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=2000)
     parser.add_argument("--batches", type=int, default=4, help="batches per round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="256 objects, 1 round (CI)")
+    parser.add_argument("--quick", action="store_true", help="128 objects, 1 round (CI)")
     parser.add_argument("--topologies", default=",".join(TOPOLOGIES))
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.quick:
-        args.objects, args.batches, args.rounds = 256, 2, 1
+        args.objects, args.batches, args.rounds = 128, 2, 1
     data_root = args.data_root or Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     texts = [d["text"] for d in Dataset(Spec(args.objects, 20261203)).docs(0, args.objects)]
     out: dict[str, Any] = {
@@ -239,13 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     bare_runs = [bare_model(texts)]
     log(f"  bare model: {bare_runs[0]} docs/s")
     try:
-        for kind in args.topologies.split(","):
-            out[kind] = run_topology(kind, texts, args, data_root)
+        out.update(run_topologies(args.topologies.split(","), texts, args, data_root))
     except BenchError as exc:
         log(f"FAILED: {exc}")
         return 1
-    bare_runs.append(bare_model(texts))
-    log(f"  bare model (after): {bare_runs[1]} docs/s")
+    if not args.quick:  # (the quick run keeps under a minute)
+        bare_runs.append(bare_model(texts))
+        log(f"  bare model (after): {bare_runs[1]} docs/s")
     out["load_after"] = load_average()
     bare = {k: statistics.median(r[k] for r in bare_runs) for k in bare_runs[0]}
     best = max(bare.values())

@@ -107,6 +107,14 @@ def worker(
     concurrency: Annotated[
         int, typer.Option(min=1, max=64, help="Worker processes (each loads the model)")
     ] = 1,
+    threads: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=256,
+            help="Model threads per process (0: the machine's cores divided by --concurrency)",
+        ),
+    ] = 0,
     data_dir: DataDir = None,
     log_level: Annotated[str, typer.Option(help="Celery log level")] = "info",
 ) -> None:
@@ -127,7 +135,8 @@ def worker(
         check_topology(settings)
     except InvalidRequest as exc:
         raise typer.BadParameter(exc.message, param_hint="STAGEWISE_DATABASE_URL") from exc
-    worker_app(settings).worker_main(
+    threads = threads or max(1, (os.cpu_count() or 1) // concurrency)
+    worker_app(settings, threads).worker_main(
         [
             "worker",
             f"--concurrency={concurrency}",

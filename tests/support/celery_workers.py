@@ -49,16 +49,20 @@ def private_queue(prefix: str = "swtest") -> Iterator[dict[str, str]]:
 class WorkerProcess:
     """`python -m stagewise worker` in its own session; `kill()` SIGKILLs its process group."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str], concurrency: int = 1) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str], concurrency: int = 1, threads: int = 0
+    ) -> None:
         self.env = {**os.environ, **env, "STAGEWISE_DATA_DIR": str(data_dir)}
         self.concurrency = concurrency
+        self.threads = threads
         self.log_path = data_dir.parent / f"{data_dir.name}-worker-{uuid.uuid4().hex[:6]}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 120) -> None:
         """Start it and wait until every pool process has loaded the model."""
         cmd = [sys.executable, "-m", "stagewise", "worker"]
-        cmd += ["--concurrency", str(self.concurrency), "--log-level", "info"]
+        cmd += ["--concurrency", str(self.concurrency), "--threads", str(self.threads)]
+        cmd += ["--log-level", "info"]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import sys
 from collections.abc import Sequence
 
 from celery import Celery
@@ -53,8 +54,9 @@ def open_worker_context(settings: Settings) -> IngestContext:
 class WorkerProcess:
     """Opens its context on the first task in each (forked) worker process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, threads: int = 0) -> None:
         self.settings = settings
+        self.threads = threads
         self._ctx: IngestContext | None = None
         self._pid = 0
 
@@ -67,14 +69,20 @@ class WorkerProcess:
         """Open the stores and load the model before the first task, so that a task is not
         held (and a batch not timed) while the model loads."""
         self.context().embedder.embed(["warm up"])
-        log.info("pool process %d warmed up", os.getpid())
+        if self.threads and "torch" in sys.modules:
+            # The model takes every core by default; pool processes (and other workers on
+            # the machine) that each did would oversubscribe them (measured: 2 workers at
+            # 2 threads on 2 cores ran at half the speed of 1, bench/ingest.py).
+            sys.modules["torch"].set_num_threads(self.threads)
+        log.info("pool process %d warmed up (%s model threads)", os.getpid(), self.threads or "all")
 
 
-def worker_app(settings: Settings) -> Celery:
+def worker_app(settings: Settings, threads: int = 0) -> Celery:
+    """`threads`: the model's threads in each pool process (0: every core)."""
     app = make_celery(settings)
     # A pool process warms up before it reports itself up; loading the model takes seconds.
     app.conf.worker_proc_alive_timeout = 300.0
-    process = WorkerProcess(settings)
+    process = WorkerProcess(settings, threads)
 
     @worker_process_init.connect(weak=False)  # type: ignore[untyped-decorator]
     def _warm(**_: object) -> None:
