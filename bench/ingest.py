@@ -45,6 +45,7 @@ from typing import Any
 from tests.support.celery_workers import WorkerProcess, private_queue
 from tests.support.workers import shared_env
 
+from bench import text_ingest
 from bench.common import BenchError, ServerProcess, start_server
 from bench.generate import Dataset, Spec
 from bench.measure import ADMIN_KEY, Client, load_average, log, ratio
@@ -55,24 +56,11 @@ TERMINAL = {"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"}
 
 
 def bare_model(texts: list[str]) -> dict[str, float]:
-    """docs/s of the bare embedder on `texts`: torch's default thread count, then 1 thread."""
-    import torch
-
+    """docs/s of `make_embedder("minilm", 64).embed(texts)`: torch's default thread count
+    (every core), then 1 thread."""
     from stagewise.embeddings.factory import make_embedder
 
-    embedder = make_embedder("minilm", 64)
-    embedder.embed(texts[:64])  # load and warm up
-    default = torch.get_num_threads()
-    out: dict[str, float] = {}
-    try:
-        for threads in sorted({default, 1}, reverse=True):
-            torch.set_num_threads(threads)
-            t0 = time.perf_counter()
-            embedder.embed(texts)
-            out[f"{threads}_threads"] = round(len(texts) / (time.perf_counter() - t0), 1)
-    finally:
-        torch.set_num_threads(default)
-    return out
+    return text_ingest.bare_model(texts, make_embedder("minilm", 64))
 
 
 class Flow:
@@ -130,29 +118,31 @@ class Flow:
         return out
 
     def wait(self, bucket_id: str, batches: list[dict[str, Any]], timeout: float = 1800) -> float:
-        """Until every task ends (each must be COMPLETED); returns that moment."""
+        """Until every task ends (each must be COMPLETED); returns that moment. One request
+        per poll, 4 a second: polling must not take the CPU the workers measure on."""
         deadline = time.monotonic() + timeout
-        pending = {b["task_id"] for b in batches}
+        pending = [b["task_id"] for b in batches]
         while pending:
-            for task_id in list(pending):
-                task, _ = self.client.call("GET", f"/v1/tasks/{task_id}")
-                if task["status"] in TERMINAL:
-                    if task["status"] != "COMPLETED":
-                        raise BenchError(f"task {task_id}: {task['status']} {task.get('error')}")
-                    pending.discard(task_id)
+            task, _ = self.client.call("GET", f"/v1/tasks/{pending[0]}")
+            if task["status"] in TERMINAL:
+                if task["status"] != "COMPLETED":
+                    raise BenchError(
+                        f"task {task['task_id']}: {task['status']} {task.get('error')}"
+                    )
+                pending.pop(0)
+                continue
             if time.monotonic() > deadline:
                 raise BenchError(f"tasks still running after {timeout:.0f} s: {pending}")
-            if pending:
-                time.sleep(0.05)
+            time.sleep(0.25)
         return time.perf_counter()
 
     def wait_searchable(self, bucket_id: str, batches: list[dict[str, Any]]) -> float:
         for b in batches:
-            for _ in range(6000):
+            for _ in range(1200):
                 got, _ = self.client.call("GET", f"/v1/buckets/{bucket_id}/batches/{b['batch_id']}")
                 if got["documents_resolvable"]:
                     break
-                time.sleep(0.05)
+                time.sleep(0.25)
             else:
                 raise BenchError(f"batch {b['batch_id']} never became searchable")
         return time.perf_counter()
@@ -175,7 +165,9 @@ class Flow:
 
 
 @contextmanager
-def topology(kind: str, data_root: Path) -> Iterator[tuple[ServerProcess, Callable[[int], None]]]:
+def topology(
+    kind: str, data_root: Path, args_threads: int = 0
+) -> Iterator[tuple[ServerProcess, Callable[[int], None]]]:
     """A serving process for `kind` (inprocess | celery), and a function that gives it n
     Celery workers."""
     with ExitStack() as stack:
@@ -193,7 +185,8 @@ def topology(kind: str, data_root: Path) -> Iterator[tuple[ServerProcess, Callab
             while workers:
                 workers.pop().stop()
             for _ in range(n):
-                workers.append(WorkerProcess(data_dir, env, threads=max(1, CPUS // n)))
+                threads = args_threads or max(1, CPUS // n)
+                workers.append(WorkerProcess(data_dir, env, threads=threads))
                 workers[-1].start()
 
         stack.callback(set_workers, 0)
@@ -225,7 +218,7 @@ def run_topologies(
             out["inprocess"] = run_rounds("inprocess", Flow(server.base_url), texts, args)
     celery = [k for k in kinds if k.startswith("celery-")]
     if celery:
-        with topology("celery", data_root) as (server, set_workers):
+        with topology("celery", data_root, args.threads) as (server, set_workers):
             flow = Flow(server.base_url)
             for kind in sorted(celery):
                 set_workers(int(kind.split("-")[1]))
@@ -240,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="128 objects, 1 round (CI)")
     parser.add_argument("--topologies", default=",".join(TOPOLOGIES))
+    parser.add_argument(
+        "--threads", type=int, default=0, help="model threads per worker (0: cores / workers)"
+    )
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -250,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {
         "objects": args.objects,
         "batches": args.batches,
+        "worker_threads": args.threads or "cores / workers",
         "rounds": args.rounds,
         "cpus": os.cpu_count(),
         "load_before": load_average(),

@@ -8,11 +8,14 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.common import start_server
 from bench.generate import Dataset, Spec
 from bench.measure import ADMIN_KEY, NAMESPACE, UPSERT_BATCH, Client, log, ratio, rss_bytes
+
+if TYPE_CHECKING:
+    from stagewise.embeddings.base import Embedder
 
 
 def text_ingest(n: int, seed: int, data_root: Path) -> dict[str, Any]:
@@ -122,14 +125,15 @@ def text_ingest(n: int, seed: int, data_root: Path) -> dict[str, Any]:
     return out
 
 
-def bare_model(texts: list[str]) -> dict[str, float]:
-    """MiniLMEmbedder().embed on `texts` in this process: docs/s at torch's default thread
-    count (first key) and at 1 thread (the server runs torch with OMP_NUM_THREADS=1)."""
+def bare_model(texts: list[str], model: Embedder | None = None) -> dict[str, float]:
+    """`model.embed` (default: MiniLMEmbedder()) on `texts` in this process: docs/s at
+    torch's default thread count (first key) and at 1 thread (the server runs torch with
+    OMP_NUM_THREADS=1)."""
     import torch
 
     from stagewise.embeddings.minilm import MiniLMEmbedder
 
-    model = MiniLMEmbedder()
+    model = model or MiniLMEmbedder()
     model.embed(texts)  # load and warm up on the very texts (first runs are slower)
     default_threads = torch.get_num_threads()
     out: dict[str, float] = {}

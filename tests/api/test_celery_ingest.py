@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import mixpeek
 import pytest
@@ -43,6 +44,14 @@ pytestmark = [
 
 
 @dataclass
+class Submitted:
+    bucket_id: str
+    object_ids: list[str]
+    collection_id: str
+    batch: Any  # the SDK's BatchModel
+
+
+@dataclass
 class CeleryStack:
     server: KillableServer
     env: dict[str, str]
@@ -68,6 +77,18 @@ class CeleryStack:
         )
         return self.sdk(name)
 
+    def submitted_batch(self, ns: str, objects: int) -> tuple[mixpeek.ApiClient, Submitted]:
+        """A namespace, a bucket of `objects` objects, its collection, and one batch of them
+        all, submitted."""
+        client = self.namespace(ns)
+        bucket_id = setup_bucket(client)
+        object_ids = upload(client, bucket_id, [object_body(i) for i in range(objects)])
+        collection_id = bucket_collection(client, bucket_id)
+        batch = mixpeek.BucketBatchesApi(client).create_batch_buckets_batches(
+            bucket_id, CreateBatchRequest.from_dict({"object_ids": object_ids}), auto_submit=True
+        )
+        return client, Submitted(bucket_id, object_ids, collection_id, batch)
+
     def store(self) -> tuple[SqlMetadataStore, SqlIngestStore]:
         sql = SqlMetadataStore(self.env["STAGEWISE_DATABASE_URL"])
         return sql, SqlIngestStore(sql.engine)
@@ -91,14 +112,12 @@ def stack(tmp_path: Path) -> Iterator[CeleryStack]:
 
 def test_sdk_flow_runs_on_a_celery_worker(stack: CeleryStack) -> None:
     worker = stack.start_worker()
-    client = stack.namespace("celery-flow")
-    bucket_id = setup_bucket(client)
-    object_ids = upload(client, bucket_id, [object_body(i) for i in range(200)])
-    collection_id = bucket_collection(client, bucket_id)
-
-    batches = mixpeek.BucketBatchesApi(client)
-    batch = batches.create_batch_buckets_batches(
-        bucket_id, CreateBatchRequest.from_dict({"object_ids": object_ids}), auto_submit=True
+    client, sub = stack.submitted_batch("celery-flow", 200)
+    bucket_id, object_ids, collection_id, batch = (
+        sub.bucket_id,
+        sub.object_ids,
+        sub.collection_id,
+        sub.batch,
     )
     done = wait_task(client, batch.task_id)
     assert done.status == "COMPLETED", done.error
@@ -139,15 +158,14 @@ def test_sdk_flow_runs_on_a_celery_worker(stack: CeleryStack) -> None:
 
 def test_killed_worker_batch_completes_once_per_object(stack: CeleryStack) -> None:
     first = stack.start_worker()
-    client = stack.namespace("celery-crash")
-    bucket_id = setup_bucket(client)
-    object_ids = upload(client, bucket_id, [object_body(i) for i in range(1000)])
-    collection_id = bucket_collection(client, bucket_id)
-
-    batches = mixpeek.BucketBatchesApi(client)
-    batch = batches.create_batch_buckets_batches(
-        bucket_id, CreateBatchRequest.from_dict({"object_ids": object_ids}), auto_submit=True
+    client, sub = stack.submitted_batch("celery-crash", 1000)
+    bucket_id, object_ids, collection_id, batch = (
+        sub.bucket_id,
+        sub.object_ids,
+        sub.collection_id,
+        sub.batch,
     )
+    batches = mixpeek.BucketBatchesApi(client)
     processed = 0
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
