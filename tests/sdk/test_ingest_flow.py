@@ -190,6 +190,9 @@ def test_bucket_to_searchable_documents_with_lineage(sdk: ClientFactory, ns_name
     assert task.additional_data["collection_ids"] == [collection_id]
     done = wait_task(client, task.task_id)
     assert done.status == "COMPLETED", done.error
+    assert done.additional_data["objects_processed"] == 200
+    assert done.additional_data["documents_written"] == 200
+    assert done.additional_data["objects_failed"] == 0
 
     batch = resolvable_batch(client, bucket_id, draft.batch_id)
     assert batch.status == "COMPLETED" and batch.lifecycle == "indexed"
