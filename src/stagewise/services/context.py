@@ -22,12 +22,14 @@ from stagewise.storage.index.factory import make_search_index
 from stagewise.storage.local_state import LocalLiveExecutions, LocalResultCache
 from stagewise.storage.protocols import MetadataStore, SearchIndex, ShardMaintenance
 from stagewise.storage.sql.store import SqlMetadataStore
+from stagewise.storage.sql.taxonomy_store import SqlTaxonomyStore
 from stagewise.storage.state import (
     ConcurrencySlots,
     LiveExecutions,
     RequestRate,
     ResultCache,
 )
+from stagewise.storage.taxonomy_store import TaxonomyStore
 from stagewise.storage.write_behind import WriteBehindExecutions
 
 BACKGROUND_RUNS = 4  # wait=false executions run at once per worker
@@ -49,6 +51,8 @@ class Stores:
     results: ResultCache
     rate: RequestRate
     slots: ConcurrencySlots
+    # Taxonomies (services/taxonomies.py), in the same SQL store, read uncached.
+    taxonomies: TaxonomyStore
     # This process, as the owner of the runs it carries out.
     worker_id: str = field(default_factory=lambda: f"w{os.getpid()}-{secrets.token_hex(4)}")
     # True when metadata reads are answered in-process (cached SQLite), so async request
@@ -180,6 +184,7 @@ def open_stores(settings: Settings) -> Stores:
         results=results,
         rate=rate,
         slots=slots,
+        taxonomies=SqlTaxonomyStore(sql.engine),
         inline_reads=exclusive,
         maintenance=maintenance,
         closers=closers,

@@ -222,6 +222,7 @@ def delete_namespace(stores: Stores, *, identifier: str) -> NamespaceRecord:
     ns = get_namespace(stores, identifier=identifier)
     collections = stores.metadata.list_collections(ns.namespace_id)
     stores.metadata.delete_namespace(ns.namespace_id)
+    stores.taxonomies.delete_namespace_taxonomies(ns.namespace_id)
     for col in collections:
         stores.index.drop_collection(col.collection_id)
     return ns
