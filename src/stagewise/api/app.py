@@ -24,6 +24,7 @@ from stagewise.api.routes import (
     keys,
     namespaces,
     retrievers,
+    taxonomies,
 )
 from stagewise.api.schemas.openapi import build_openapi
 from stagewise.config import Settings
@@ -98,7 +99,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(UnhandledErrors)  # added last: the outermost of ours
 
     # adhoc before retrievers: its literal paths must win over /{retriever_id}.
-    for module in (health, namespaces, byo, collections, documents, adhoc, retrievers, keys):
+    for module in (
+        health,
+        namespaces,
+        byo,
+        collections,
+        documents,
+        adhoc,
+        retrievers,
+        keys,
+        taxonomies,
+    ):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 from stagewise.pipeline.stage import Stage
 
 _REGISTRY: dict[str, type[Stage]] = {}
-_ALIASES = {"feature_filter": "feature_search"}
+_ALIASES = {"feature_filter": "feature_search", "taxonomy_join": "taxonomy_enrich"}
 
 
 def register(cls: type[Stage]) -> type[Stage]:

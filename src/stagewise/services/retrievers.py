@@ -151,6 +151,21 @@ def validate_stages(
     return stages
 
 
+def check_stage_references(
+    stores: Stores, ns: NamespaceRecord, stages: list[dict[str, Any]]
+) -> None:
+    """What a stage names beyond the retriever's collections (a taxonomy) must exist now."""
+    for spec in stages:
+        cls = get_stage(spec["config"]["stage_id"])
+        if cls is None:
+            continue  # validate_stages refused it already
+        try:
+            params = cls.Params.model_validate(spec["config"]["parameters"])
+        except ValidationError:
+            continue  # templated values, checked once rendered
+        cls.validate_references(params, stores, ns.namespace_id)
+
+
 def validate_input_schema(schema: dict[str, Any] | None) -> dict[str, Any]:
     schema = schema or {}
     if "properties" in schema and isinstance(schema["properties"], dict):
@@ -296,6 +311,10 @@ def create_retriever(
     if not isinstance(name, str) or not name.strip():
         raise ValidationFailed("retriever_name is required", code="invalid_name")
     collections = resolve_collections(stores, ns, list(body.get("collection_identifiers") or []))
+    stages = validate_stages(
+        list(body.get("stages") or []), collections, stores.settings.max_stages
+    )
+    check_stage_references(stores, ns, stages)
     record = checked(
         RetrieverRecord,
         {
@@ -304,9 +323,7 @@ def create_retriever(
             "retriever_name": name,
             "description": body.get("description"),
             "collection_ids": [c.collection_id for c in collections],
-            "stages": validate_stages(
-                list(body.get("stages") or []), collections, stores.settings.max_stages
-            ),
+            "stages": stages,
             "input_schema": validate_input_schema(body.get("input_schema")),
             "budget_limits": body.get("budget_limits"),
             "tags": body.get("tags") or [],
@@ -362,6 +379,7 @@ def patch_retriever(
         changes["stages"] = validate_stages(
             list(body.get("stages") or r.stages), collections, stores.settings.max_stages
         )
+        check_stage_references(stores, ns, changes["stages"])
     if body.get("input_schema") is not None:
         changes["input_schema"] = validate_input_schema(body["input_schema"])
     updated = checked(

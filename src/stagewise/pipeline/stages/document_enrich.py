@@ -155,6 +155,17 @@ def _contains_template(obj: Any) -> bool:
     return has_template(obj)
 
 
+def check_when(when: dict[str, Any] | None) -> None:
+    """A stage's `when` filter, checked at creation unless templated (rendered per run);
+    dynamic values resolve at run time."""
+    if when and not _contains_template(when):
+        try:
+            parse_filter(when)
+        except ValidationFailed as exc:
+            if exc.code != "filter_input_missing":
+                raise
+
+
 def merge_dict(dest: dict[str, Any], src: dict[str, Any], *, overwrite: bool) -> None:
     """Deep merge: nested objects key by key; otherwise the target wins iff `overwrite`."""
     for key, value in src.items():
@@ -217,12 +228,7 @@ class DocumentEnrich(Stage):
                 f"'{SDK_PLACEHOLDER}'; set it to the collection to join with",
                 code="invalid_stage_parameters",
             )
-        if p.when and not _contains_template(p.when):
-            try:
-                parse_filter(p.when)
-            except ValidationFailed as exc:
-                if exc.code != "filter_input_missing":  # dynamic values resolve at run time
-                    raise
+        check_when(p.when)
 
     def run(self, ctx: StageContext, candidates: list[Candidate]) -> StageResult:
         p: DocumentEnrichParams = self.params  # type: ignore[assignment]
