@@ -12,7 +12,6 @@ still does.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import mixpeek
@@ -25,28 +24,11 @@ from mixpeek.models import (
 )
 
 from tests.sdk.conftest import ClientFactory
-from tests.support.server import ServerHandle
-from tests.support.taxonomy_world import DATA, TaxonomyWorld, build_world
+from tests.support.taxonomy_world import DATA, TaxonomyWorld
 
 pytestmark = [pytest.mark.sdk]
 
 ACCURACY_FLOOR = 0.85  # measured 1.00 (30/30); see the module docstring
-
-
-@pytest.fixture(scope="module")
-def world(server: ServerHandle) -> Iterator[TaxonomyWorld]:
-    def client_for(namespace: str) -> mixpeek.ApiClient:
-        config = mixpeek.Configuration(
-            host=server.base_url,
-            access_token=server.admin_key,
-            api_key={"NamespaceHeader": namespace},
-        )
-        return mixpeek.ApiClient(config)
-
-    admin = mixpeek.ApiClient(
-        mixpeek.Configuration(host=server.base_url, access_token=server.admin_key)
-    )
-    yield build_world(admin, client_for)
 
 
 def report(path: str, predicted: list[str | None], truth: list[str]) -> float:
@@ -57,8 +39,8 @@ def report(path: str, predicted: list[str | None], truth: list[str]) -> float:
     return accuracy
 
 
-def test_execute_labels_held_out_texts(sdk: ClientFactory, world: TaxonomyWorld) -> None:
-    api = mixpeek.TaxonomiesApi(sdk(namespace=world.namespace))
+def test_execute_labels_held_out_texts(sdk: ClientFactory, taxonomy_world: TaxonomyWorld) -> None:
+    api = mixpeek.TaxonomiesApi(sdk(namespace=taxonomy_world.namespace))
     held = DATA["held_out"]
     predicted: list[str | None] = []
     for start in range(0, len(held), 5):  # execute validates at most 5 samples a call
@@ -67,7 +49,7 @@ def test_execute_labels_held_out_texts(sdk: ClientFactory, world: TaxonomyWorld)
             for i, d in enumerate(held[start : start + 5])
         ]
         answer = api.execute_taxonomy_taxonomies_0(
-            world.taxonomy_id, Payload1({"source_documents": batch})
+            taxonomy_world.taxonomy_id, Payload1({"source_documents": batch})
         )
         assert isinstance(answer, JoinResponse)
         assert answer.stats.processed_docs == len(batch)
@@ -80,20 +62,20 @@ def test_execute_labels_held_out_texts(sdk: ClientFactory, world: TaxonomyWorld)
                 # The enriched document carries the node's label as `topic` and the
                 # materialised fields.
                 assert result["topic"] == match.label
-                assert result[f"_taxonomy_{world.taxonomy_id}_label"] == match.label
+                assert result[f"_taxonomy_{taxonomy_world.taxonomy_id}_label"] == match.label
                 assert match.node_id and match.path == [match.label]
     accuracy = report("execute", predicted, [d["label"] for d in held])
     assert accuracy >= ACCURACY_FLOOR
 
 
 def test_taxonomy_enrich_stage_labels_held_out_texts(
-    sdk: ClientFactory, world: TaxonomyWorld
+    sdk: ClientFactory, taxonomy_world: TaxonomyWorld
 ) -> None:
-    client = sdk(namespace=world.namespace)
+    client = sdk(namespace=taxonomy_world.namespace)
     retrievers = mixpeek.RetrieversApi(client)
     body: dict[str, Any] = {
         "retriever_name": "label-articles",
-        "collection_identifiers": [world.articles_id],
+        "collection_identifiers": [taxonomy_world.articles_id],
         "stages": [
             {
                 "stage_name": "held-out",
@@ -107,7 +89,7 @@ def test_taxonomy_enrich_stage_labels_held_out_texts(
                 "config": {
                     "stage_id": "taxonomy_enrich",
                     "parameters": {
-                        "taxonomy_id": world.taxonomy_id,
+                        "taxonomy_id": taxonomy_world.taxonomy_id,
                         "top_k": 1,
                         "fields": [{"field_path": "label", "target_field": "predicted"}],
                     },
@@ -125,7 +107,7 @@ def test_taxonomy_enrich_stage_labels_held_out_texts(
     stats = result.stage_statistics.stages["label"]  # type: ignore[union-attr]
     assert (stats.input_count, stats.output_count) == (30, 30)
     assert stats.metadata["matched"] == 30 and stats.metadata["retriever_runs"] == 30
-    prefix = f"_taxonomy_{world.taxonomy_id}"
+    prefix = f"_taxonomy_{taxonomy_world.taxonomy_id}"
     for doc in docs:
         assert doc["predicted"] == doc[f"{prefix}_label"]
         assert isinstance(doc[f"{prefix}_id"], str) and isinstance(doc[f"{prefix}_score"], float)

@@ -89,7 +89,13 @@ def create_taxonomy(client: mixpeek.ApiClient, name: str, config: dict[str, Any]
     return str(api.create_taxonomy_taxonomies(body).taxonomy_id)
 
 
-def build_world(admin: mixpeek.ApiClient, client_for: Any) -> TaxonomyWorld:
+def build_world(base_url: str, key: str) -> TaxonomyWorld:
+    def client_for(namespace: str | None = None) -> mixpeek.ApiClient:
+        api_key = {"NamespaceHeader": namespace} if namespace else None
+        config = mixpeek.Configuration(host=base_url, access_token=key, api_key=api_key)
+        return mixpeek.ApiClient(config)
+
+    admin = client_for()
     namespace = f"ns-{uuid.uuid4().hex[:10]}"
     mixpeek.NamespacesApi(admin).create_namespace(
         CreateNamespaceRequest.from_dict({"namespace_name": namespace})
