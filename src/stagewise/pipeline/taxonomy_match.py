@@ -85,7 +85,8 @@ class Node:
     collection: CollectionRecord
     retriever: Any  # RetrieverRecord
     input_mappings: list[dict[str, Any]]
-    # Effective enrichment fields (a child's start with its parent's); None: whole payload.
+    # Effective enrichment fields (a child without its own has its parent's); None: the
+    # whole node document.
     fields: list[dict[str, Any]] | None
     label: str | None = None
     parent: str | None = None  # the parent node's collection_id
@@ -285,16 +286,16 @@ class TaxonomyMatcher:
 def inherited_fields(
     specs: dict[str, dict[str, Any]], collection_id: str
 ) -> list[dict[str, Any]] | None:
-    """A hierarchical node's enrichment fields: its ancestors' (root first), then its own."""
-    lineage: list[dict[str, Any]] = []
+    """A hierarchical node's enrichment fields: its own, or else its nearest ancestor's
+    (children inherit their parent's); None when no node up to the root declares any."""
     seen: set[str] = set()
     cur: str | None = collection_id
     while cur is not None and cur in specs and cur not in seen:
         seen.add(cur)
-        lineage.insert(0, specs[cur])
+        if specs[cur].get("enrichment_fields"):
+            return list(specs[cur]["enrichment_fields"])
         cur = specs[cur].get("parent_collection_id")
-    declared = [f for spec in lineage for f in spec.get("enrichment_fields") or []]
-    return declared or None
+    return None
 
 
 def own(node: Node) -> str:
@@ -321,32 +322,30 @@ def apply_enrichment(
     fields: list[dict[str, Any]] | None = None,
 ) -> list[str]:
     """Copies node fields onto `doc`; returns the names written. `fields` (a stage's own)
-    replaces the taxonomy's enrichment fields. `replace` fields come from the best match
-    (each level of its chain, root first, so the deepest present value wins); `append` ones
-    collect from every match. With no fields declared at all the whole node document is
-    copied, adding only what `doc` lacks (it never overwrites the document's own fields)."""
+    replaces the taxonomy's enrichment fields. `replace` fields come from the best match,
+    each level of its chain applied root first, so the deepest present value wins; `append`
+    ones collect from every match. A level with no fields declared copies its whole node
+    document, adding only what `doc` lacks (never overwriting the document's own fields),
+    deepest level first so that the deepest match wins there too."""
     written: list[str] = []
     for rank, assignment in enumerate(assignments):
-        for node_doc, node_fields in assignment.chain:
-            declared = fields if fields is not None else node_fields
-            if declared is None:
-                if rank == 0:
-                    for key, value in node_doc.items():
-                        if doc.get(key) is None:
-                            doc[key] = copy.deepcopy(value)
-                            written.append(key)
-                continue
-            for spec in declared:
+        levels = [(n, fields if fields is not None else f) for n, f in assignment.chain]
+        whole = [node_doc for node_doc, declared in levels if declared is None]
+        for node_doc in reversed(whole if rank == 0 else []):
+            for key, value in node_doc.items():
+                if doc.get(key) is None:
+                    doc[key] = copy.deepcopy(value)
+                    written.append(key)
+        for node_doc, declared in levels:
+            for spec in declared or []:
                 value = get_path(node_doc, spec["field_path"])
                 target = spec.get("target_field") or spec["field_path"]
-                if value is None:
+                if value is None or (rank > 0 and spec.get("merge_mode") != "append"):
                     continue
                 if spec.get("merge_mode") == "append":
                     _append(doc, target, value)
-                elif rank == 0:
-                    set_path(doc, target, copy.deepcopy(value))
                 else:
-                    continue
+                    set_path(doc, target, copy.deepcopy(value))
                 written.append(target)
     return list(dict.fromkeys(written))
 
