@@ -28,6 +28,7 @@ from typing import Any
 from stagewise.domain.records import CollectionRecord
 from stagewise.domain.taxonomy_records import TaxonomyRecord
 from stagewise.errors import StageFailed, ValidationFailed
+from stagewise.pipeline.docpath import get_path, set_path
 from stagewise.pipeline.runner import run_stages
 from stagewise.pipeline.stage import Budget, Candidate
 
@@ -40,26 +41,6 @@ CollectionLookup = Callable[[str], CollectionRecord | None]
 
 def field_prefix(taxonomy_id: str) -> str:
     return f"_taxonomy_{taxonomy_id}"
-
-
-def get_path(obj: Any, path: str) -> Any:
-    cur = obj
-    for part in path.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return None
-        cur = cur[part]
-    return cur
-
-
-def set_path(obj: dict[str, Any], path: str, value: Any) -> None:
-    parts = path.split(".")
-    for part in parts[:-1]:
-        nxt = obj.get(part)
-        if not isinstance(nxt, dict):
-            nxt = {}
-            obj[part] = nxt
-        obj = nxt
-    obj[parts[-1]] = value
 
 
 def build_inputs(mappings: list[dict[str, Any]], doc: dict[str, Any]) -> dict[str, Any] | None:

@@ -78,29 +78,30 @@ def list_taxonomies_get(
     return _list(stores, ns, pq, None)
 
 
-def _execute(
-    stores: Stores, ns: NamespaceRecord, identifier: str, body: dict[str, Any], version: int | None
-) -> JsonResponse:
-    parse_body(TaxonomyExecuteBody, body)
-    return JsonResponse(
-        svc.execute_taxonomy(stores, ns=ns, identifier=identifier, body=body, version=version)
-    )
-
-
+# The deprecated verb-first path and the id-first one: the same handler.
 @router.post(
     "/execute/{taxonomy_identifier}",
     response_model=JoinResponse,
     deprecated=True,
     openapi_extra=body_doc(TaxonomyExecuteBody),
 )
-def execute_taxonomy_deprecated(
+@router.post(
+    "/{taxonomy_identifier}/execute",
+    response_model=JoinResponse,
+    openapi_extra=body_doc(TaxonomyExecuteBody),
+)
+def execute_taxonomy(
     taxonomy_identifier: str,
     body: Obj,
     stores: StoresDep,
     ns: NamespaceDep,
     version: int | None = None,
 ) -> JsonResponse:
-    return _execute(stores, ns, taxonomy_identifier, body, version)
+    parse_body(TaxonomyExecuteBody, body)
+    answer = svc.execute_taxonomy(
+        stores, ns=ns, identifier=taxonomy_identifier, body=body, version=version
+    )
+    return JsonResponse(answer)
 
 
 @router.get("/{taxonomy_identifier}", response_model=TaxonomyResponse)
@@ -137,18 +138,3 @@ def delete_taxonomy(
             "taxonomy_id": tax.taxonomy_id,
         }
     )
-
-
-@router.post(
-    "/{taxonomy_identifier}/execute",
-    response_model=JoinResponse,
-    openapi_extra=body_doc(TaxonomyExecuteBody),
-)
-def execute_taxonomy(
-    taxonomy_identifier: str,
-    body: Obj,
-    stores: StoresDep,
-    ns: NamespaceDep,
-    version: int | None = None,
-) -> JsonResponse:
-    return _execute(stores, ns, taxonomy_identifier, body, version)

@@ -32,7 +32,7 @@ from pydantic import Field, model_validator
 from stagewise.domain.filters import matches, parse_filter
 from stagewise.domain.records import CollectionRecord, DocumentRecord
 from stagewise.errors import StageFailed, ValidationFailed
-from stagewise.pipeline.docpath import get_field
+from stagewise.pipeline.docpath import get_field, get_path, set_path
 from stagewise.pipeline.registry import register
 from stagewise.pipeline.stage import (
     Candidate,
@@ -115,26 +115,6 @@ def _key(value: Any) -> JoinKey | None:
 def _scalars(value: Any) -> list[Any]:
     items = value if isinstance(value, list) else [value]
     return [v for v in items if _key(v) is not None]
-
-
-def _get_path(obj: Any, path: str) -> Any:
-    cur = obj
-    for part in path.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return None
-        cur = cur[part]
-    return cur
-
-
-def _set_path(obj: dict[str, Any], path: str, value: Any) -> None:
-    parts = path.split(".")
-    for part in parts[:-1]:
-        nxt = obj.get(part)
-        if not isinstance(nxt, dict):
-            nxt = {}
-            obj[part] = nxt
-        obj = nxt
-    obj[parts[-1]] = value
 
 
 def _view(rec: DocumentRecord) -> dict[str, Any]:
@@ -314,7 +294,7 @@ class DocumentEnrich(Stage):
             if target_field == "document_id":
                 keys: Iterable[Any] = [rec.document_id]
             else:
-                keys = _scalars(_get_path(_view(rec), target_field))
+                keys = _scalars(get_path(_view(rec), target_field))
             for value in keys:
                 key = _key(value)
                 if key is not None:
@@ -344,9 +324,9 @@ class DocumentEnrich(Stage):
             return copy.deepcopy(view)
         out: dict[str, Any] = {}
         for path in p.fields_to_merge:
-            value = _get_path(view, path)
+            value = get_path(view, path)
             if value is not None:
-                _set_path(out, path, copy.deepcopy(value))
+                set_path(out, path, copy.deepcopy(value))
         return out
 
     def _merge(self, c: Candidate, hits: list[DocumentRecord], p: DocumentEnrichParams) -> None:
@@ -360,15 +340,15 @@ class DocumentEnrich(Stage):
             else:
                 merge_dict(c.doc, payloads[0], overwrite=p.strategy == "replace")
             return
-        current = _get_path(c.doc, p.output_field)
+        current = get_path(c.doc, p.output_field)
         if p.strategy == "append":
             items = [] if current is None else current if isinstance(current, list) else [current]
             items.extend(payloads)
-            _set_path(c.doc, p.output_field, items)
+            set_path(c.doc, p.output_field, items)
             return
         if not isinstance(current, dict):
             if current is not None and p.strategy == "enrich":
                 return  # enrich never overwrites a value the candidate already has
             current = {}
-            _set_path(c.doc, p.output_field, current)
+            set_path(c.doc, p.output_field, current)
         merge_dict(current, payloads[0], overwrite=p.strategy == "replace")
