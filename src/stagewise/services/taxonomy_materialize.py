@@ -58,22 +58,19 @@ def validate_applications(stores: Stores, ns: NamespaceRecord, raw: Any) -> list
             value = app.get(key)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
                 raise _fail(f"{where}.{key} must be an integer", where)
-        out.append(
-            {
-                "taxonomy_id": tax.taxonomy_id,
-                "execution_mode": "materialize",
-                "target_collection_id": None,
-                "scroll_filters": app.get("scroll_filters") or None,
-                "execution_phase": app.get("execution_phase") or 1,
-                "priority": app.get("priority") or 0,
-                "hierarchical_enrichment_style": app.get("hierarchical_enrichment_style"),
-            }
-        )
+        # Stored as sent (an echo), the taxonomy resolved to its id; unset keys stay unset.
+        stored = {"taxonomy_id": tax.taxonomy_id, "execution_mode": "materialize"}
+        for key in ("scroll_filters", "execution_phase", "priority"):
+            if app.get(key) is not None:
+                stored[key] = app[key]
+        if app.get("hierarchical_enrichment_style") is not None:
+            stored["hierarchical_enrichment_style"] = app["hierarchical_enrichment_style"]
+        out.append(stored)
     ids = [a["taxonomy_id"] for a in out]
     if len(set(ids)) != len(ids):
         raise _fail("a taxonomy may be applied to a collection once", "taxonomy_applications")
     # Lower phases first, then higher priority (the SDK's documented order).
-    return sorted(out, key=lambda a: (a["execution_phase"], -a["priority"]))
+    return sorted(out, key=lambda a: (a.get("execution_phase", 1), -a.get("priority", 0)))
 
 
 def materialize_taxonomies(
