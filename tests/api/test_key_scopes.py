@@ -36,6 +36,10 @@ READ_POSTS = {
     "/v1/retrievers/{retriever_id}/execute/batch",
     "/v1/retrievers/{retriever_id}/execute/explain",
     "/v1/retrievers/{retriever_id}/executions/list",
+    "/v1/taxonomies/list",
+    # Taxonomy executes validate on samples and store nothing.
+    "/v1/taxonomies/{taxonomy_identifier}/execute",
+    "/v1/taxonomies/execute/{taxonomy_identifier}",
 }
 
 

@@ -161,6 +161,19 @@ def _seed(client: asgi.ASGIClient) -> dict[str, list[str]]:
     key = _ok(client.post("/v1/keys", json={"name": "fuzz", "namespace": ns}, headers=auth))
     ids["keys"] = [key["key_id"]]
     ids["extractors"] = ["text_extractor_v1"]
+
+    def taxonomy(name: str) -> str:
+        mapping = {"input_key": "q", "source_type": "payload", "path": "text"}
+        config = {
+            "taxonomy_type": "flat",
+            "retriever_id": rid,
+            "input_mappings": [mapping],
+            "source_collection": {"collection_id": COLLECTION},
+        }
+        body = {"taxonomy_name": name, "config": config}
+        return str(_ok(client.post("/v1/taxonomies", json=body, headers=scoped))["taxonomy_id"])
+
+    ids["taxonomies"], ids["spare_taxonomies"] = [taxonomy("fuzz-tax")], [taxonomy("fuzz-spare")]
     return ids
 
 
@@ -175,6 +188,7 @@ PATH_IDS = {
     "execution_id": "executions",
     "key_id": "keys",
     "feature_extractor_id": "extractors",
+    "taxonomy_identifier": "taxonomies",
 }
 DELETES = {
     "DELETE /v1/namespaces/{namespace_identifier}": {"namespace_identifier": "spare_namespaces"},
@@ -186,6 +200,7 @@ DELETES = {
         "document_id": "spare_documents",
     },
     "DELETE /v1/retrievers/{retriever_id}": {"retriever_id": "spare_retrievers"},
+    "DELETE /v1/taxonomies/{taxonomy_identifier}": {"taxonomy_identifier": "spare_taxonomies"},
 }
 PROBABILITY = 0.7
 
