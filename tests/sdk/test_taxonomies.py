@@ -296,3 +296,20 @@ def test_collection_applications_and_deletion_at_run_time(
     result = api.execute_retriever(r.retriever_id, request)
     assert result.status == "failed" and doomed in (result.error or "")
     assert "no longer exists" in (result.error or "")
+
+
+@pytest.mark.inprocess  # reads the server's taxonomy store directly
+def test_namespace_delete_removes_its_taxonomies(
+    sdk: ClientFactory, server: ServerHandle, ns_name: str
+) -> None:
+    namespaces = mixpeek.NamespacesApi(sdk())
+    created = namespaces.create_namespace(
+        mixpeek.models.CreateNamespaceRequest.from_dict({"namespace_name": ns_name})
+    )
+    client = sdk(namespace=ns_name)
+    col = text_collection(client, "nodes")
+    create_taxonomy(client, "doomed", flat_config(matcher_retriever(client, "m", [col]), col))
+    stores = server.server.config.app.state.stores  # type: ignore[attr-defined]
+    assert stores.taxonomies.list_taxonomies(created.namespace_id)[1] == 1
+    namespaces.delete_namespace(ns_name)
+    assert stores.taxonomies.list_taxonomies(created.namespace_id) == ([], 0)

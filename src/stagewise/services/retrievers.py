@@ -13,7 +13,7 @@ from stagewise.domain.pipeline_records import RetrieverRecord
 from stagewise.domain.records import CollectionRecord, NamespaceRecord
 from stagewise.errors import Conflict, NotFound, ValidationFailed
 from stagewise.ids import new_id, utc_now
-from stagewise.pipeline.registry import get_stage, known_stage_ids
+from stagewise.pipeline.registry import check_references, get_stage, known_stage_ids
 from stagewise.pipeline.templating import check_tree_syntax, has_template
 from stagewise.services.context import Stores
 from stagewise.services.payload_indexes import declare_payload_indexes
@@ -149,21 +149,6 @@ def validate_stages(
     for spec in stages:
         spec.setdefault("stage_type", get_stage(spec["config"]["stage_id"]).category)  # type: ignore[union-attr]
     return stages
-
-
-def check_stage_references(
-    stores: Stores, ns: NamespaceRecord, stages: list[dict[str, Any]]
-) -> None:
-    """What a stage names beyond the retriever's collections (a taxonomy) must exist now."""
-    for spec in stages:
-        cls = get_stage(spec["config"]["stage_id"])
-        if cls is None:
-            continue  # validate_stages refused it already
-        try:
-            params = cls.Params.model_validate(spec["config"]["parameters"])
-        except ValidationError:
-            continue  # templated values, checked once rendered
-        cls.validate_references(params, stores, ns.namespace_id)
 
 
 def validate_input_schema(schema: dict[str, Any] | None) -> dict[str, Any]:
@@ -311,10 +296,6 @@ def create_retriever(
     if not isinstance(name, str) or not name.strip():
         raise ValidationFailed("retriever_name is required", code="invalid_name")
     collections = resolve_collections(stores, ns, list(body.get("collection_identifiers") or []))
-    stages = validate_stages(
-        list(body.get("stages") or []), collections, stores.settings.max_stages
-    )
-    check_stage_references(stores, ns, stages)
     record = checked(
         RetrieverRecord,
         {
@@ -323,7 +304,9 @@ def create_retriever(
             "retriever_name": name,
             "description": body.get("description"),
             "collection_ids": [c.collection_id for c in collections],
-            "stages": stages,
+            "stages": validate_stages(
+                list(body.get("stages") or []), collections, stores.settings.max_stages
+            ),
             "input_schema": validate_input_schema(body.get("input_schema")),
             "budget_limits": body.get("budget_limits"),
             "tags": body.get("tags") or [],
@@ -332,6 +315,7 @@ def create_retriever(
             "visibility": body.get("visibility"),
         },
     )
+    check_references(record.stages, stores, ns.namespace_id)  # e.g. a taxonomy exists
     if stores.metadata.get_retriever(ns.namespace_id, name) is not None:
         raise Conflict(f"Retriever name '{name}' is already taken", code="retriever_name_taken")
     ensure_filter_indexes(stores, record.stages, collections, record.input_schema)
@@ -379,7 +363,7 @@ def patch_retriever(
         changes["stages"] = validate_stages(
             list(body.get("stages") or r.stages), collections, stores.settings.max_stages
         )
-        check_stage_references(stores, ns, changes["stages"])
+        check_references(changes["stages"], stores, ns.namespace_id)
     if body.get("input_schema") is not None:
         changes["input_schema"] = validate_input_schema(body["input_schema"])
     updated = checked(
