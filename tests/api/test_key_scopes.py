@@ -41,6 +41,10 @@ READ_POSTS = {
     "/v1/buckets/{bucket_identifier}/batches/list",
     "/v1/batches/list",
     "/v1/tasks/list",
+    "/v1/taxonomies/list",
+    # Taxonomy executes validate on samples and store nothing.
+    "/v1/taxonomies/{taxonomy_identifier}/execute",
+    "/v1/taxonomies/execute/{taxonomy_identifier}",
 }
 
 

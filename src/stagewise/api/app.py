@@ -29,6 +29,7 @@ from stagewise.api.routes import (
     processing,
     retrievers,
     tasks,
+    taxonomies,
 )
 from stagewise.api.schemas.openapi import build_openapi
 from stagewise.config import Settings
@@ -122,6 +123,7 @@ def create_app(settings: Settings) -> FastAPI:
         bucket_objects,
         batches,
         tasks,
+        taxonomies,
     ):
         app.include_router(module.router)
 

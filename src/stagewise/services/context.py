@@ -26,12 +26,14 @@ from stagewise.storage.local_state import LocalLiveExecutions, LocalResultCache
 from stagewise.storage.protocols import MetadataStore, SearchIndex, ShardMaintenance
 from stagewise.storage.sql.ingest_store import SqlIngestStore
 from stagewise.storage.sql.store import SqlMetadataStore
+from stagewise.storage.sql.taxonomy_store import SqlTaxonomyStore
 from stagewise.storage.state import (
     ConcurrencySlots,
     LiveExecutions,
     RequestRate,
     ResultCache,
 )
+from stagewise.storage.taxonomy_store import TaxonomyStore
 from stagewise.storage.write_behind import WriteBehindExecutions
 
 BACKGROUND_RUNS = 4  # wait=false executions run at once per worker
@@ -56,6 +58,8 @@ class Stores:
     # Buckets, objects, batches and tasks (on the metadata store's engine), and blob bytes.
     ingest: IngestStore
     blobs: BlobStore
+    # Taxonomies (services/taxonomies.py), in the same SQL store, read uncached.
+    taxonomies: TaxonomyStore
     # This process, as the owner of the runs it carries out.
     worker_id: str = field(default_factory=lambda: f"w{os.getpid()}-{secrets.token_hex(4)}")
     # True when metadata reads are answered in-process (cached SQLite), so async request
@@ -199,6 +203,7 @@ def open_stores(settings: Settings) -> Stores:
         slots=slots,
         ingest=SqlIngestStore(sql.engine),
         blobs=LocalBlobStore(settings.data_dir / "blobs"),
+        taxonomies=SqlTaxonomyStore(sql.engine),
         inline_reads=exclusive,
         maintenance=maintenance,
         closers=closers,

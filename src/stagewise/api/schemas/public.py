@@ -76,6 +76,8 @@ def collection_public(col: CollectionRecord, stats: CollectionStats) -> dict[str
         "document_count": stats.document_count,
         "retriever_count": stats.retriever_count,
         "indexing_status": stats.indexing_status,
+        "taxonomy_applications": col.taxonomy_applications,
+        "taxonomy_count": len(col.taxonomy_applications),
     }
     if stats.payload_indexes is not None:
         # Fields with a payload index, ours (underscored) left out.
