@@ -13,6 +13,7 @@ from stagewise.services.documents import write_documents
 from stagewise.services.ingest_context import IngestContext
 from stagewise.services.task_queue import InProcessTaskQueue, TaskQueue
 from stagewise.services.task_runner import run_task
+from stagewise.services.taxonomy_materialize import materialize_taxonomies
 
 log = logging.getLogger("stagewise.ingest")
 
@@ -39,6 +40,7 @@ def serving_context(stores: Stores) -> IngestContext:
         write_documents=write,
         delete_documents=delete,
         worker_id=stores.worker_id,
+        enrich=lambda col, docs: materialize_taxonomies(stores, col, docs),
     )
 
 
