@@ -337,3 +337,9 @@ def test_auto_process_and_its_refusal(sdk: ClientFactory, ns_name: str) -> None:
     )
     assert [d["chunk_index"] for d in docs["documents"]] == [0]
     assert docs["documents"][0]["text"] == object_body(1)["blobs"][0]["data"]
+    tree = mixpeek.DocumentLineageApi(client).get_decomposition_tree_objects(
+        obj.object_id, include_document_ids=True
+    )
+    assert tree["total_documents"] == 1
+    assert tree["collections"][0]["collection_id"] == collection_id
+    assert tree["collections"][0]["document_ids"] == [docs["documents"][0]["document_id"]]

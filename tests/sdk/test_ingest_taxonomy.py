@@ -64,3 +64,37 @@ def test_batches_materialise_the_applied_taxonomy(
         isinstance(r.get(f"_taxonomy_{taxonomy_world.taxonomy_id}_score"), float) for r in rows
     )
     assert report("ingestion", predicted, truth) >= ACCURACY_FLOOR
+
+
+def test_apply_taxonomy_backfills_existing_documents(
+    sdk: ClientFactory, taxonomy_world: TaxonomyWorld
+) -> None:
+    client = sdk(namespace=taxonomy_world.namespace)
+    collections = mixpeek.CollectionsApi(client)
+    tax_id = taxonomy_world.taxonomy_id
+    request = mixpeek.ApplyTaxonomyRequest.from_dict({"taxonomy_id": tax_id})
+    # Not applied by the collection yet: refused, nothing started.
+    with pytest.raises(mixpeek.ApiException) as refused:
+        mixpeek.CollectionTaxonomiesApi(client).apply_taxonomy_to_collection(
+            taxonomy_world.articles_id, request
+        )
+    assert refused.value.status == 422
+    collections.update_collection(
+        taxonomy_world.articles_id,
+        {"taxonomy_applications": [{"taxonomy_id": tax_id, "execution_mode": "materialize"}]},
+    )
+    started = mixpeek.CollectionTaxonomiesApi(client).apply_taxonomy_to_collection(
+        taxonomy_world.articles_id, request
+    )
+    assert started.estimated_documents == len(DATA["held_out"])
+    task = wait_task(client, started.task_id)
+    assert task.status == "COMPLETED", task.error
+    assert task.additional_data["documents_processed"] == len(DATA["held_out"])
+    listed = mixpeek.CollectionDocumentsApi(client).list_documents(
+        taxonomy_world.articles_id, limit=100
+    )
+    rows = [d.additional_properties for d in listed.results]
+    assert len(rows) == len(DATA["held_out"])  # rewritten in place, none added
+    predicted = [r.get(f"_taxonomy_{tax_id}_label") for r in rows]
+    truth = [r["metadata"]["topic"] for r in rows]
+    assert report("apply-taxonomy backfill", predicted, truth) >= ACCURACY_FLOOR

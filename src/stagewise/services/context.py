@@ -71,6 +71,8 @@ class Stores:
     progress: LiveProgress = field(init=False)
     # Where ingestion tasks run (services/ingest_runtime.py); set once the stores are open.
     tasks: TaskQueue = field(init=False)
+    # Tasks that need this process's index (taxonomy backfills): always in-process.
+    local_tasks: TaskQueue = field(init=False)
     background: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(BACKGROUND_RUNS, "stagewise-exec")
     )
@@ -82,6 +84,7 @@ class Stores:
     def close(self) -> None:
         if hasattr(self, "tasks"):
             self.tasks.close()
+            self.local_tasks.close()
         self.follower.stop()
         self.progress.close()
         self.background.shutdown(wait=False, cancel_futures=True)
