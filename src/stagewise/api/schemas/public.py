@@ -130,3 +130,20 @@ def list_pagination(
         "previous_page": str(page - 1) if page > 1 else None,
         "next_cursor": next_cursor,
     }
+
+
+def counted_page(
+    results: list[dict[str, Any]], *, total: int, limit: int, offset: int
+) -> dict[str, Any]:
+    """A list answer with its total: results, total_count and offset pagination."""
+    return {
+        "results": results,
+        "total_count": total,
+        "pagination": list_pagination(
+            limit=limit,
+            offset=offset,
+            total=total,
+            has_more=offset + len(results) < total,
+            next_cursor=None,
+        ),
+    }
