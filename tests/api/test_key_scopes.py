@@ -36,6 +36,15 @@ READ_POSTS = {
     "/v1/retrievers/{retriever_id}/execute/batch",
     "/v1/retrievers/{retriever_id}/execute/explain",
     "/v1/retrievers/{retriever_id}/executions/list",
+    "/v1/buckets/list",
+    "/v1/buckets/{bucket_identifier}/objects/list",
+    "/v1/buckets/{bucket_identifier}/batches/list",
+    "/v1/batches/list",
+    "/v1/tasks/list",
+    "/v1/taxonomies/list",
+    # Taxonomy executes validate on samples and store nothing.
+    "/v1/taxonomies/{taxonomy_identifier}/execute",
+    "/v1/taxonomies/execute/{taxonomy_identifier}",
 }
 
 

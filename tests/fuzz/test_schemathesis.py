@@ -162,6 +162,19 @@ def _seed(client: asgi.ASGIClient) -> dict[str, list[str]]:
     ids["keys"] = [key["key_id"]]
     ids["extractors"] = ["text_extractor_v1"]
     _seed_buckets(client, scoped, ids)
+
+    def taxonomy(name: str) -> str:
+        mapping = {"input_key": "q", "source_type": "payload", "path": "text"}
+        config = {
+            "taxonomy_type": "flat",
+            "retriever_id": rid,
+            "input_mappings": [mapping],
+            "source_collection": {"collection_id": COLLECTION},
+        }
+        body = {"taxonomy_name": name, "config": config}
+        return str(_ok(client.post("/v1/taxonomies", json=body, headers=scoped))["taxonomy_id"])
+
+    ids["taxonomies"], ids["spare_taxonomies"] = [taxonomy("fuzz-tax")], [taxonomy("fuzz-spare")]
     return ids
 
 
@@ -200,6 +213,7 @@ PATH_IDS = {
     "feature_extractor_id": "extractors",
     "bucket_identifier": "buckets",
     "object_identifier": "objects",
+    "taxonomy_identifier": "taxonomies",
 }
 DELETES = {
     "DELETE /v1/namespaces/{namespace_identifier}": {"namespace_identifier": "spare_namespaces"},
@@ -216,6 +230,7 @@ DELETES = {
         "bucket_identifier": "buckets",
         "object_identifier": "spare_objects",
     },
+    "DELETE /v1/taxonomies/{taxonomy_identifier}": {"taxonomy_identifier": "spare_taxonomies"},
 }
 PROBABILITY = 0.7
 

@@ -9,6 +9,7 @@ import mixpeek
 import pytest
 
 from tests.support.server import ServerHandle
+from tests.support.taxonomy_world import TaxonomyWorld, build_world
 
 ClientFactory = Callable[..., mixpeek.ApiClient]
 
@@ -34,3 +35,10 @@ def sdk(server: ServerHandle) -> Iterator[ClientFactory]:
 @pytest.fixture
 def ns_name() -> str:
     return f"ns-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="module")
+def taxonomy_world(server: ServerHandle) -> TaxonomyWorld:
+    """A labelled topics collection, held-out articles, a matcher retriever and a flat
+    taxonomy (tests/support/taxonomy_world.py), once per module."""
+    return build_world(server.base_url, server.admin_key)

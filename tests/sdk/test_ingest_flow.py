@@ -190,6 +190,9 @@ def test_bucket_to_searchable_documents_with_lineage(sdk: ClientFactory, ns_name
     assert task.additional_data["collection_ids"] == [collection_id]
     done = wait_task(client, task.task_id)
     assert done.status == "COMPLETED", done.error
+    assert done.additional_data["objects_processed"] == 200
+    assert done.additional_data["documents_written"] == 200
+    assert done.additional_data["objects_failed"] == 0
 
     batch = resolvable_batch(client, bucket_id, draft.batch_id)
     assert batch.status == "COMPLETED" and batch.lifecycle == "indexed"
@@ -334,3 +337,9 @@ def test_auto_process_and_its_refusal(sdk: ClientFactory, ns_name: str) -> None:
     )
     assert [d["chunk_index"] for d in docs["documents"]] == [0]
     assert docs["documents"][0]["text"] == object_body(1)["blobs"][0]["data"]
+    tree = mixpeek.DocumentLineageApi(client).get_decomposition_tree_objects(
+        obj.object_id, include_document_ids=True
+    )
+    assert tree["total_documents"] == 1
+    assert tree["collections"][0]["collection_id"] == collection_id
+    assert tree["collections"][0]["document_ids"] == [docs["documents"][0]["document_id"]]

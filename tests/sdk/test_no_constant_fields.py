@@ -26,6 +26,7 @@ from mixpeek.models import (
     CreateCollectionRequest,
     CreateNamespaceRequest,
     CreateRetrieverRequest,
+    CreateTaxonomyRequest,
     DocumentCreateRequest,
     ListCollectionsRequest,
     NamespaceModel,
@@ -60,6 +61,7 @@ ALLOWLIST = {
         "source.field_map": "echo of the request (the SDK's default)",
         "vector_indexes[].type": "type tag: every index Stagewise builds is single-vector",
         "vector_indexes[].source": "type tag: the SDK's one source value, present on BYO only",
+        "taxonomy_applications[]": "echo of the request (the taxonomy resolved to its id)",
     },
 }
 
@@ -78,7 +80,6 @@ REMOVED = {
         "indexing_status_scoped",
         "lifecycle_state",
         "vector_count",
-        "taxonomy_count",
         "schema_version",
         "schema_validation",
     },
@@ -259,6 +260,19 @@ def build_world(handle: ServerHandle) -> World:
             "collection_identifiers": [w.ids["texts/articles"]],
             "stages": [fs_stage("s", search={"collection_identifiers": ["reviews"]})],
         },
+    )
+    # 'reviews' applies a taxonomy over 'articles' (taxonomy_applications, taxonomy_count).
+    config = {
+        "taxonomy_type": "flat",
+        "retriever_id": w.retrievers["texts/by_category"],
+        "input_mappings": [{"input_key": "q", "source_type": "payload", "path": "text"}],
+        "source_collection": {"collection_id": w.ids["texts/articles"]},
+    }
+    taxonomy = mixpeek.TaxonomiesApi(w.client("texts")).create_taxonomy_taxonomies(
+        CreateTaxonomyRequest.from_dict({"taxonomy_name": "categories", "config": config})
+    )
+    mixpeek.CollectionsApi(w.client("texts")).update_collection(
+        "reviews", {"taxonomy_applications": [{"taxonomy_id": taxonomy.taxonomy_id}]}
     )
 
     # 'vectors': standalone (BYO); a collection and the hidden direct-upsert one.

@@ -29,6 +29,7 @@ from stagewise.api.routes import (
     processing,
     retrievers,
     tasks,
+    taxonomies,
 )
 from stagewise.api.schemas.openapi import build_openapi
 from stagewise.config import Settings
@@ -36,7 +37,7 @@ from stagewise.domain.filters import LIMITS as filter_limits
 from stagewise.pipeline.template_limits import LIMITS as template_limits
 from stagewise.services.context import open_stores
 from stagewise.services.index_builder import IndexBuilder
-from stagewise.services.ingest_runtime import make_task_queue, resubmit_unfinished
+from stagewise.services.ingest_runtime import make_task_queues, resubmit_unfinished
 from stagewise.services.startup import Reaper, recover
 
 log = logging.getLogger("stagewise")
@@ -60,7 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
         recovered = recover(stores)
         if recovered:
             log.info("replayed %d writes into the search index", recovered)
-        stores.tasks = make_task_queue(stores)
+        stores.tasks, stores.local_tasks = make_task_queues(stores)
         resumed = resubmit_unfinished(stores)
         if resumed:
             log.info("resubmitted %d unfinished ingestion tasks", resumed)
@@ -122,6 +123,7 @@ def create_app(settings: Settings) -> FastAPI:
         bucket_objects,
         batches,
         tasks,
+        taxonomies,
     ):
         app.include_router(module.router)
 

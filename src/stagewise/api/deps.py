@@ -51,6 +51,9 @@ _READ_POSTS = frozenset(
         "/v1/retrievers/{retriever_id}/execute",
         "/v1/retrievers/{retriever_id}/execute/batch",
         "/v1/retrievers/{retriever_id}/execute/explain",
+        # Taxonomy executes validate on samples and store nothing.
+        "/v1/taxonomies/{taxonomy_identifier}/execute",
+        "/v1/taxonomies/execute/{taxonomy_identifier}",
     }
 )
 

@@ -72,6 +72,9 @@ class CollectionRecord(BaseModel):
     # Payload indexes declared for this collection (field -> kind): by its namespace, and by
     # the filters of the retrievers that read it. Every worker's index applies them.
     payload_index_kinds: dict[str, str] = Field(default_factory=dict)
+    # Taxonomies materialised onto this collection's documents as they are written
+    # (services/taxonomy_materialize.py), validated: [{taxonomy_id, execution_mode, ...}].
+    taxonomy_applications: list[dict[str, Any]] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
 

@@ -14,6 +14,28 @@ def candidate_view(c: Candidate) -> dict[str, Any]:
     return c.public()
 
 
+def get_path(obj: Any, path: str) -> Any:
+    """The value at a dot path of a plain document (None when any step is missing)."""
+    cur = obj
+    for part in path.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def set_path(obj: dict[str, Any], path: str, value: Any) -> None:
+    """Sets a dot path of a plain document, creating (or replacing non-object) steps."""
+    parts = path.split(".")
+    for part in parts[:-1]:
+        nxt = obj.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            obj[part] = nxt
+        obj = nxt
+    obj[parts[-1]] = value
+
+
 def get_field(c: Candidate, path: str) -> Any:
     if path == "score":
         return c.score
@@ -36,16 +58,9 @@ def set_field(c: Candidate, path: str, value: Any) -> None:
         c.score = float(value)
         return
     if path.startswith("scores."):
-        target, parts = c.scores, path.split(".")[1:]
+        set_path(c.scores, path.removeprefix("scores."), value)
     else:
-        target, parts = c.doc, path.split(".")
-    for part in parts[:-1]:
-        nxt = target.get(part)
-        if not isinstance(nxt, dict):
-            nxt = {}
-            target[part] = nxt
-        target = nxt
-    target[parts[-1]] = value
+        set_path(c.doc, path, value)
 
 
 def sort_key(value: Any) -> tuple[int, Any]:

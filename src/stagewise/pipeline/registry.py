@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from stagewise.pipeline.stage import Stage
 
 _REGISTRY: dict[str, type[Stage]] = {}
-_ALIASES = {"feature_filter": "feature_search"}
+_ALIASES = {"feature_filter": "feature_search", "taxonomy_join": "taxonomy_enrich"}
 
 
 def register(cls: type[Stage]) -> type[Stage]:
@@ -29,6 +31,20 @@ def get_stage(stage_id: str) -> type[Stage] | None:
 def known_stage_ids() -> list[str]:
     _load_builtins()
     return sorted(_REGISTRY)
+
+
+def check_references(stages: list[dict[str, Any]], stores: Any, namespace_id: str) -> None:
+    """What validated stages name beyond the retriever's collections (a taxonomy) must exist
+    now: each stage's validate_references, at retriever creation and patch."""
+    for spec in stages:
+        cls = get_stage(spec["config"]["stage_id"])
+        if cls is None:
+            continue  # refused when the stages were validated
+        try:
+            params = cls.Params.model_validate(spec["config"]["parameters"])
+        except ValidationError:
+            continue  # templated values, checked once rendered
+        cls.validate_references(params, stores, namespace_id)
 
 
 def stage_definitions() -> list[dict[str, Any]]:

@@ -187,3 +187,9 @@ class Stage:
     @classmethod
     def validate_for(cls, params: StageParams, collections: list[CollectionRecord]) -> None:
         return None
+
+    # Creation-time checks that read the stores (a referenced taxonomy exists); `stores` is
+    # services.context.Stores.
+    @classmethod
+    def validate_references(cls, params: StageParams, stores: Any, namespace_id: str) -> None:
+        return None

@@ -164,4 +164,13 @@ def _finish(
         )
     # The task ran to its end even when some objects failed: they are listed on the batch.
     task_status = status if status in ("FAILED", "CANCELED") else "COMPLETED"
-    return TaskOutcome(task_status, error if task_status != "COMPLETED" else None)
+    items = ctx.ingest.get_batch_items(batch_id)
+    counts = {
+        "objects_processed": sum(i.status != "PENDING" for i in items),
+        "objects_failed": sum(i.status == "FAILED" for i in items),
+        "objects_skipped": sum(i.status == "SKIPPED" for i in items),
+        "documents_written": sum(i.documents_written for i in items),
+    }
+    return TaskOutcome(
+        task_status, error if task_status != "COMPLETED" else None, additional_data=counts
+    )

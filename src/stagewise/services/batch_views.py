@@ -3,11 +3,10 @@ from the stored per-object items on every read, never kept as a separate tally."
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from stagewise.domain.ingest_records import TERMINAL_STATUSES, BatchItem, BatchRecord, TaskRecord
-from stagewise.ids import utc_now
+from stagewise.ids import iso, utc_now
 from stagewise.services.context import Stores
 
 _LIFECYCLE = {
@@ -19,10 +18,6 @@ _LIFECYCLE = {
     "FAILED": "failed",
     "CANCELED": "canceled",
 }
-
-
-def iso(ts: datetime | None) -> str | None:
-    return ts.isoformat() if ts is not None else None
 
 
 def _resolvable(stores: Stores, batch: BatchRecord) -> bool:

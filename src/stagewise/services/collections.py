@@ -14,6 +14,7 @@ from stagewise.services.context import Stores
 from stagewise.services.extractors import resolve_extractor, text_extractor_index
 from stagewise.services.namespaces import namespace_index_kinds, validate_name
 from stagewise.services.records import checked
+from stagewise.services.taxonomy_materialize import validate_applications
 
 
 def all_collections(stores: Stores) -> list[CollectionRecord]:
@@ -109,6 +110,9 @@ def create_collection(
             input_schema=input_schema,
             metadata=body.get("metadata") or {},
             enabled=body.get("enabled", True) is not False,
+            taxonomy_applications=validate_applications(
+                stores, ns, body.get("taxonomy_applications")
+            ),
         ),
     )
 
@@ -193,6 +197,10 @@ def update_collection(
         if not isinstance(body["metadata"], dict):
             raise ValidationFailed("metadata must be an object", field="metadata")
         changes["metadata"] = body["metadata"]
+    if "taxonomy_applications" in body:  # replaced as a whole; null clears it
+        changes["taxonomy_applications"] = validate_applications(
+            stores, ns, body["taxonomy_applications"]
+        )
     updated = checked(CollectionRecord, {**col.model_dump(), **changes})
     stores.metadata.update_collection(updated)
     return updated

@@ -26,12 +26,14 @@ from stagewise.storage.local_state import LocalLiveExecutions, LocalResultCache
 from stagewise.storage.protocols import MetadataStore, SearchIndex, ShardMaintenance
 from stagewise.storage.sql.ingest_store import SqlIngestStore
 from stagewise.storage.sql.store import SqlMetadataStore
+from stagewise.storage.sql.taxonomy_store import SqlTaxonomyStore
 from stagewise.storage.state import (
     ConcurrencySlots,
     LiveExecutions,
     RequestRate,
     ResultCache,
 )
+from stagewise.storage.taxonomy_store import TaxonomyStore
 from stagewise.storage.write_behind import WriteBehindExecutions
 
 BACKGROUND_RUNS = 4  # wait=false executions run at once per worker
@@ -56,6 +58,8 @@ class Stores:
     # Buckets, objects, batches and tasks (on the metadata store's engine), and blob bytes.
     ingest: IngestStore
     blobs: BlobStore
+    # Taxonomies (services/taxonomies.py), in the same SQL store, read uncached.
+    taxonomies: TaxonomyStore
     # This process, as the owner of the runs it carries out.
     worker_id: str = field(default_factory=lambda: f"w{os.getpid()}-{secrets.token_hex(4)}")
     # True when metadata reads are answered in-process (cached SQLite), so async request
@@ -67,6 +71,8 @@ class Stores:
     progress: LiveProgress = field(init=False)
     # Where ingestion tasks run (services/ingest_runtime.py); set once the stores are open.
     tasks: TaskQueue = field(init=False)
+    # Tasks that need this process's index (taxonomy backfills): always in-process.
+    local_tasks: TaskQueue = field(init=False)
     background: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(BACKGROUND_RUNS, "stagewise-exec")
     )
@@ -78,6 +84,7 @@ class Stores:
     def close(self) -> None:
         if hasattr(self, "tasks"):
             self.tasks.close()
+            self.local_tasks.close()
         self.follower.stop()
         self.progress.close()
         self.background.shutdown(wait=False, cancel_futures=True)
@@ -199,6 +206,7 @@ def open_stores(settings: Settings) -> Stores:
         slots=slots,
         ingest=SqlIngestStore(sql.engine),
         blobs=LocalBlobStore(settings.data_dir / "blobs"),
+        taxonomies=SqlTaxonomyStore(sql.engine),
         inline_reads=exclusive,
         maintenance=maintenance,
         closers=closers,

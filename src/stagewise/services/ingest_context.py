@@ -18,6 +18,9 @@ from stagewise.storage.protocols import MetadataStore
 # Embeds what is missing, commits, and returns the documents as stored (with their seq).
 DocumentWriter = Callable[[CollectionRecord, Sequence[DocumentRecord]], list[DocumentRecord]]
 DocumentDeleter = Callable[[CollectionRecord, Sequence[str]], int]
+# Materialises a collection's taxonomy_applications onto new documents (it runs retrievers,
+# so it needs a search index: None in a Celery worker).
+DocumentEnricher = Callable[[CollectionRecord, Sequence[DocumentRecord]], list[DocumentRecord]]
 
 
 @dataclass
@@ -30,3 +33,4 @@ class IngestContext:
     write_documents: DocumentWriter
     delete_documents: DocumentDeleter
     worker_id: str
+    enrich: DocumentEnricher | None = None

@@ -13,6 +13,8 @@ from stagewise.services.documents import write_documents
 from stagewise.services.ingest_context import IngestContext
 from stagewise.services.task_queue import InProcessTaskQueue, TaskQueue
 from stagewise.services.task_runner import run_task
+from stagewise.services.taxonomy_backfill import BACKFILL_TASK
+from stagewise.services.taxonomy_materialize import materialize_taxonomies
 
 log = logging.getLogger("stagewise.ingest")
 
@@ -39,14 +41,12 @@ def serving_context(stores: Stores) -> IngestContext:
         write_documents=write,
         delete_documents=delete,
         worker_id=stores.worker_id,
+        enrich=lambda col, docs: materialize_taxonomies(stores, col, docs),
     )
 
 
-def make_task_queue(stores: Stores) -> TaskQueue:
-    if stores.settings.broker_url:
-        from stagewise.worker.queue import CeleryTaskQueue
-
-        return CeleryTaskQueue(stores.settings)
+def make_task_queues(stores: Stores) -> tuple[TaskQueue, TaskQueue]:
+    """(where batches run, where tasks that need this process's index run)."""
     ctx = serving_context(stores)
 
     def run(task_id: str) -> None:
@@ -55,7 +55,12 @@ def make_task_queue(stores: Stores) -> TaskQueue:
         except Exception:  # a store outage: the task stays unfinished and is resubmitted
             log.exception("task %s could not run", task_id)
 
-    return InProcessTaskQueue(run, stores.settings.ingest_workers)
+    local = InProcessTaskQueue(run, stores.settings.ingest_workers)
+    if stores.settings.broker_url:
+        from stagewise.worker.queue import CeleryTaskQueue
+
+        return CeleryTaskQueue(stores.settings), local
+    return local, local
 
 
 def resubmit_unfinished(stores: Stores) -> int:
@@ -63,9 +68,10 @@ def resubmit_unfinished(stores: Stores) -> int:
     that owns its store does this: with several serving processes, an unfinished task may
     be running in another one, so deployments of several workers run ingestion on Celery,
     whose broker redelivers the task of a worker that died (docs/ingestion.md)."""
-    if stores.settings.broker_url or not stores.inline_reads:
+    if not stores.inline_reads:  # several processes, or Celery (which needs PostgreSQL)
         return 0
     unfinished = stores.ingest.unfinished_tasks()
     for task in unfinished:
-        stores.tasks.submit(task.task_id)
+        queue = stores.local_tasks if task.task_type == BACKFILL_TASK else stores.tasks
+        queue.submit(task.task_id)
     return len(unfinished)

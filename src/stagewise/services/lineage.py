@@ -72,3 +72,23 @@ def documents_of_object(
     ):
         raise NotFound("object", object_id, namespace_id=ns.namespace_id)
     return {"object_id": object_id, "documents": documents, "total": len(documents)}
+
+
+def decomposition_tree(
+    stores: Stores, *, ns: NamespaceRecord, object_id: str, include_document_ids: bool
+) -> dict[str, Any]:
+    """The object's documents grouped by collection (one tier: objects -> documents)."""
+    found = documents_of_object(stores, ns=ns, object_id=object_id, collection_ids=None)
+    per: dict[str, list[str]] = {}
+    for doc in found["documents"]:
+        per.setdefault(doc["collection_id"], []).append(doc["document_id"])
+    collections = [
+        {
+            "collection_id": collection_id,
+            "tier": 0,
+            "document_count": len(ids),
+            **({"document_ids": ids} if include_document_ids else {}),
+        }
+        for collection_id, ids in per.items()
+    ]
+    return {"object_id": object_id, "collections": collections, "total_documents": found["total"]}

@@ -227,6 +227,7 @@ def delete_namespace(stores: Stores, *, identifier: str) -> NamespaceRecord:
         for bucket in buckets:
             stores.ingest.delete_bucket(bucket.bucket_id)
     stores.metadata.delete_namespace(ns.namespace_id)
+    stores.taxonomies.delete_namespace_taxonomies(ns.namespace_id)
     for col in collections:
         stores.index.drop_collection(col.collection_id)
     return ns

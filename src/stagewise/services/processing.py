@@ -123,6 +123,32 @@ def build_documents(
     return docs
 
 
+Pending = list[tuple[ObjectRecord, list[DocumentRecord]]]
+
+
+def _enriched(
+    ctx: IngestContext, col: CollectionRecord, pending: Pending
+) -> tuple[Pending, list[ObjectOutcome]]:
+    """The documents with the collection's taxonomy applications materialised. Where that
+    cannot run (a Celery worker has no index to match against; an applied taxonomy is gone)
+    the objects fail with the reason, rather than being written without their labels."""
+    if ctx.enrich is None:
+        error = (
+            "taxonomy_applications need a serving process's search index: run this "
+            "collection's ingestion in-process, or use the taxonomy_enrich stage at query time"
+        )
+        return [], [ObjectOutcome(o.object_id, "FAILED", 0, error, "permanent") for o, _ in pending]
+    out: Pending = []
+    failed: list[ObjectOutcome] = []
+    for obj, docs in pending:
+        try:
+            out.append((obj, ctx.enrich(col, docs)))
+        except Exception as exc:  # this object fails; the batch goes on
+            error = f"taxonomy enrichment failed: {getattr(exc, 'message', exc)}"
+            failed.append(ObjectOutcome(obj.object_id, "FAILED", 0, error, "permanent"))
+    return out, failed
+
+
 def process_objects(
     ctx: IngestContext,
     col: CollectionRecord,
@@ -136,7 +162,7 @@ def process_objects(
         col.collection_id, [o.object_id for o in objects]
     )
     outcomes: list[ObjectOutcome] = []
-    pending: list[tuple[ObjectRecord, list[DocumentRecord]]] = []
+    pending: Pending = []
     for obj in objects:
         try:
             docs = build_documents(ctx, col, source, obj)
@@ -152,6 +178,11 @@ def process_objects(
         pending.append((obj, docs))
     if not pending:
         return outcomes, 0
+    if col.taxonomy_applications:
+        pending, failed = _enriched(ctx, col, pending)
+        outcomes += failed
+        if not pending:
+            return outcomes, 0
     try:
         stored = ctx.write_documents(col, [d for _, docs in pending for d in docs])
         # Documents of an earlier version of an object (other content, other ids) go.

@@ -13,7 +13,7 @@ from stagewise.domain.pipeline_records import RetrieverRecord
 from stagewise.domain.records import CollectionRecord, NamespaceRecord
 from stagewise.errors import Conflict, NotFound, ValidationFailed
 from stagewise.ids import new_id, utc_now
-from stagewise.pipeline.registry import get_stage, known_stage_ids
+from stagewise.pipeline.registry import check_references, get_stage, known_stage_ids
 from stagewise.pipeline.templating import check_tree_syntax, has_template
 from stagewise.services.context import Stores
 from stagewise.services.payload_indexes import declare_payload_indexes
@@ -315,6 +315,7 @@ def create_retriever(
             "visibility": body.get("visibility"),
         },
     )
+    check_references(record.stages, stores, ns.namespace_id)  # e.g. a taxonomy exists
     if stores.metadata.get_retriever(ns.namespace_id, name) is not None:
         raise Conflict(f"Retriever name '{name}' is already taken", code="retriever_name_taken")
     ensure_filter_indexes(stores, record.stages, collections, record.input_schema)
@@ -362,6 +363,7 @@ def patch_retriever(
         changes["stages"] = validate_stages(
             list(body.get("stages") or r.stages), collections, stores.settings.max_stages
         )
+        check_references(changes["stages"], stores, ns.namespace_id)
     if body.get("input_schema") is not None:
         changes["input_schema"] = validate_input_schema(body["input_schema"])
     updated = checked(

@@ -18,7 +18,7 @@ from stagewise.api.schemas.batch_responses import (
     TaskResponse,
 )
 from stagewise.api.schemas.openapi import errors
-from stagewise.api.schemas.public import list_pagination
+from stagewise.api.schemas.public import counted_page
 from stagewise.api.strict_json import StrictJSONRoute
 from stagewise.domain.ingest_records import BatchRecord, TaskRecord
 from stagewise.errors import ValidationFailed
@@ -59,17 +59,9 @@ def _list(
     if isinstance(collection_id, str):
         items = [b for b in items if collection_id in b.collection_ids]
     return JsonResponse(
-        {
-            "results": [batch_public(stores, b) for b in items],
-            "total_count": total,
-            "pagination": list_pagination(
-                limit=limit,
-                offset=offset,
-                total=total,
-                has_more=offset + len(items) < total,
-                next_cursor=None,
-            ),
-        }
+        counted_page(
+            [batch_public(stores, b) for b in items], total=total, limit=limit, offset=offset
+        )
     )
 
 

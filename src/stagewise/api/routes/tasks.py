@@ -10,7 +10,7 @@ from stagewise.api.deps import CurrentKey, StoresDep
 from stagewise.api.responses import JsonResponse
 from stagewise.api.routes.paging import PageQuery, page_query
 from stagewise.api.schemas.batch_responses import TaskKilled, TaskList, TaskResponse
-from stagewise.api.schemas.public import list_pagination
+from stagewise.api.schemas.public import counted_page
 from stagewise.api.strict_json import StrictJSONRoute
 from stagewise.services import tasks as svc
 from stagewise.services.batch_views import task_public
@@ -37,17 +37,7 @@ def list_tasks(
         limit=limit,
     )
     return JsonResponse(
-        {
-            "results": [task_public(t) for t in items],
-            "total_count": total,
-            "pagination": list_pagination(
-                limit=limit,
-                offset=offset,
-                total=total,
-                has_more=offset + len(items) < total,
-                next_cursor=None,
-            ),
-        }
+        counted_page([task_public(t) for t in items], total=total, limit=limit, offset=offset)
     )
 
 

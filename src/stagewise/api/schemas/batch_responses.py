@@ -93,3 +93,17 @@ class ObjectDocuments(BaseModel):
     object_id: str
     documents: list[JsonObject]
     total: int
+
+
+class ApplyTaxonomyResponse(BaseModel):
+    task_id: str
+    status: str
+    collection_id: str
+    taxonomy_id: str
+    estimated_documents: int
+
+
+class DecompositionTree(BaseModel):
+    object_id: str
+    collections: list[JsonObject]
+    total_documents: int

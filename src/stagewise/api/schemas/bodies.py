@@ -195,6 +195,9 @@ class CollectionPatchBody(BaseModel):
     description: str | None = None
     enabled: bool | None = None
     metadata: JsonObject | None = None
+    taxonomy_applications: list[JsonObject] | None = Field(
+        None, description="Replaces the taxonomies materialised onto new documents"
+    )
 
 
 class DocumentBody(BaseModel):

@@ -76,6 +76,8 @@ def collection_public(col: CollectionRecord, stats: CollectionStats) -> dict[str
         "document_count": stats.document_count,
         "retriever_count": stats.retriever_count,
         "indexing_status": stats.indexing_status,
+        "taxonomy_applications": col.taxonomy_applications,
+        "taxonomy_count": len(col.taxonomy_applications),
     }
     if stats.payload_indexes is not None:
         # Fields with a payload index, ours (underscored) left out.
@@ -127,4 +129,21 @@ def list_pagination(
         "next_page": str(page + 1) if has_more else None,
         "previous_page": str(page - 1) if page > 1 else None,
         "next_cursor": next_cursor,
+    }
+
+
+def counted_page(
+    results: list[dict[str, Any]], *, total: int, limit: int, offset: int
+) -> dict[str, Any]:
+    """A list answer with its total: results, total_count and offset pagination."""
+    return {
+        "results": results,
+        "total_count": total,
+        "pagination": list_pagination(
+            limit=limit,
+            offset=offset,
+            total=total,
+            has_more=offset + len(results) < total,
+            next_cursor=None,
+        ),
     }

@@ -148,6 +148,8 @@ class CollectionResponse(BaseModel):
     payload_indexes: list[PayloadIndex] | None = Field(
         None, description="Absent when the collection's shard did not answer"
     )
+    taxonomy_applications: list[JsonObject]
+    taxonomy_count: int
 
 
 class CollectionList(BaseModel):

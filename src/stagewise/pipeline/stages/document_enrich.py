@@ -32,7 +32,7 @@ from pydantic import Field, model_validator
 from stagewise.domain.filters import matches, parse_filter
 from stagewise.domain.records import CollectionRecord, DocumentRecord
 from stagewise.errors import StageFailed, ValidationFailed
-from stagewise.pipeline.docpath import get_field
+from stagewise.pipeline.docpath import get_field, get_path, set_path
 from stagewise.pipeline.registry import register
 from stagewise.pipeline.stage import (
     Candidate,
@@ -117,26 +117,6 @@ def _scalars(value: Any) -> list[Any]:
     return [v for v in items if _key(v) is not None]
 
 
-def _get_path(obj: Any, path: str) -> Any:
-    cur = obj
-    for part in path.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return None
-        cur = cur[part]
-    return cur
-
-
-def _set_path(obj: dict[str, Any], path: str, value: Any) -> None:
-    parts = path.split(".")
-    for part in parts[:-1]:
-        nxt = obj.get(part)
-        if not isinstance(nxt, dict):
-            nxt = {}
-            obj[part] = nxt
-        obj = nxt
-    obj[parts[-1]] = value
-
-
 def _view(rec: DocumentRecord) -> dict[str, Any]:
     """A target document as users address it (and as the index payload lays it out)."""
     return {**rec.fields, "metadata": rec.metadata}
@@ -153,6 +133,17 @@ def _contains_template(obj: Any) -> bool:
     if isinstance(obj, list):
         return any(_contains_template(v) for v in obj)
     return has_template(obj)
+
+
+def check_when(when: dict[str, Any] | None) -> None:
+    """A stage's `when` filter, checked at creation unless templated (rendered per run);
+    dynamic values resolve at run time."""
+    if when and not _contains_template(when):
+        try:
+            parse_filter(when)
+        except ValidationFailed as exc:
+            if exc.code != "filter_input_missing":
+                raise
 
 
 def merge_dict(dest: dict[str, Any], src: dict[str, Any], *, overwrite: bool) -> None:
@@ -217,12 +208,7 @@ class DocumentEnrich(Stage):
                 f"'{SDK_PLACEHOLDER}'; set it to the collection to join with",
                 code="invalid_stage_parameters",
             )
-        if p.when and not _contains_template(p.when):
-            try:
-                parse_filter(p.when)
-            except ValidationFailed as exc:
-                if exc.code != "filter_input_missing":  # dynamic values resolve at run time
-                    raise
+        check_when(p.when)
 
     def run(self, ctx: StageContext, candidates: list[Candidate]) -> StageResult:
         p: DocumentEnrichParams = self.params  # type: ignore[assignment]
@@ -308,7 +294,7 @@ class DocumentEnrich(Stage):
             if target_field == "document_id":
                 keys: Iterable[Any] = [rec.document_id]
             else:
-                keys = _scalars(_get_path(_view(rec), target_field))
+                keys = _scalars(get_path(_view(rec), target_field))
             for value in keys:
                 key = _key(value)
                 if key is not None:
@@ -338,9 +324,9 @@ class DocumentEnrich(Stage):
             return copy.deepcopy(view)
         out: dict[str, Any] = {}
         for path in p.fields_to_merge:
-            value = _get_path(view, path)
+            value = get_path(view, path)
             if value is not None:
-                _set_path(out, path, copy.deepcopy(value))
+                set_path(out, path, copy.deepcopy(value))
         return out
 
     def _merge(self, c: Candidate, hits: list[DocumentRecord], p: DocumentEnrichParams) -> None:
@@ -354,15 +340,15 @@ class DocumentEnrich(Stage):
             else:
                 merge_dict(c.doc, payloads[0], overwrite=p.strategy == "replace")
             return
-        current = _get_path(c.doc, p.output_field)
+        current = get_path(c.doc, p.output_field)
         if p.strategy == "append":
             items = [] if current is None else current if isinstance(current, list) else [current]
             items.extend(payloads)
-            _set_path(c.doc, p.output_field, items)
+            set_path(c.doc, p.output_field, items)
             return
         if not isinstance(current, dict):
             if current is not None and p.strategy == "enrich":
                 return  # enrich never overwrites a value the candidate already has
             current = {}
-            _set_path(c.doc, p.output_field, current)
+            set_path(c.doc, p.output_field, current)
         merge_dict(current, payloads[0], overwrite=p.strategy == "replace")
