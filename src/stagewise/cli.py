@@ -142,6 +142,8 @@ def worker(
             f"--concurrency={concurrency}",
             f"--loglevel={log_level}",
             f"--queues={settings.broker_queue}",
+            # A node name per worker process: several workers may run on one host.
+            f"--hostname=stagewise-{os.getpid()}@%h",
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import mixpeek
 import pytest
@@ -43,8 +43,7 @@ pytestmark = [
 ]
 
 
-@dataclass
-class Submitted:
+class Submitted(NamedTuple):
     bucket_id: str
     object_ids: list[str]
     collection_id: str
@@ -112,12 +111,8 @@ def stack(tmp_path: Path) -> Iterator[CeleryStack]:
 
 def test_sdk_flow_runs_on_a_celery_worker(stack: CeleryStack) -> None:
     worker = stack.start_worker()
-    client, sub = stack.submitted_batch("celery-flow", 200)
-    bucket_id, object_ids, collection_id, batch = (
-        sub.bucket_id,
-        sub.object_ids,
-        sub.collection_id,
-        sub.batch,
+    client, (bucket_id, object_ids, collection_id, batch) = stack.submitted_batch(
+        "celery-flow", 200
     )
     done = wait_task(client, batch.task_id)
     assert done.status == "COMPLETED", done.error
@@ -158,12 +153,8 @@ def test_sdk_flow_runs_on_a_celery_worker(stack: CeleryStack) -> None:
 
 def test_killed_worker_batch_completes_once_per_object(stack: CeleryStack) -> None:
     first = stack.start_worker()
-    client, sub = stack.submitted_batch("celery-crash", 1000)
-    bucket_id, object_ids, collection_id, batch = (
-        sub.bucket_id,
-        sub.object_ids,
-        sub.collection_id,
-        sub.batch,
+    client, (bucket_id, object_ids, collection_id, batch) = stack.submitted_batch(
+        "celery-crash", 1000
     )
     batches = mixpeek.BucketBatchesApi(client)
     processed = 0

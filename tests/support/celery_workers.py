@@ -59,7 +59,7 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 120) -> None:
-        """Start it and wait until every pool process has loaded the model."""
+        """Start it; wait until it consumes and every pool process has loaded the model."""
         cmd = [sys.executable, "-m", "stagewise", "worker"]
         cmd += ["--concurrency", str(self.concurrency), "--threads", str(self.threads)]
         cmd += ["--log-level", "info"]
@@ -71,7 +71,10 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the worker exited during start-up:\n{self.log_tail()}")
-            if self.log_tail(1_000_000).count(" warmed up") >= self.concurrency:
+            log = self.log_tail(1_000_000)
+            if "Unrecoverable error" in log:
+                raise RuntimeError(f"the worker failed to start consuming:\n{self.log_tail()}")
+            if " ready." in log and log.count(" warmed up") >= self.concurrency:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"the worker was not ready within {timeout:.0f} s:\n{self.log_tail()}")

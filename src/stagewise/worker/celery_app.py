@@ -29,5 +29,10 @@ def make_celery(settings: Settings) -> Celery:
         # Celery 5 would warn that acks_late plus a lost worker could run a task twice;
         # that is what we want, since handlers are idempotent.
         worker_hijack_root_logger=False,
+        # No remote control: its per-node queue (`<node>.celery.pidbox`) is exclusive, so a
+        # second worker with the same node name on one host could not start consuming
+        # (RESOURCE_LOCKED, measured), and its broadcasts would reach every deployment that
+        # shares the broker. Workers are watched through the store (tasks), not `inspect`.
+        worker_enable_remote_control=False,
     )
     return app
