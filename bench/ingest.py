@@ -10,8 +10,7 @@ and `python -m stagewise serve` as a child process:
   default 1 thread);
 - `celery-1` / `celery-2`: one server with STAGEWISE_BROKER_URL on a private RabbitMQ queue,
   and 1, then 2 fresh `python -m stagewise worker --concurrency 1 --threads T` processes,
-  T = cores / workers (each loads the model once, before its first task; two workers on one
-  machine share its cores: at every core each, they would oversubscribe them).
+  T = cores / workers unless `--threads` (each loads the model once, before its first task).
 A round: a new bucket and bucket-sourced collection (split_by none, so one document per
 object), the objects uploaded through objects/batch (100 a request), then `--batches` batches
 of equal size submitted back to back (one batch is one task, run by one worker: a second

@@ -18,7 +18,7 @@ from stagewise.services.task_runner import TaskOutcome, task_handler
 
 BATCH_TASK = "api_buckets_batches_process"
 # Objects per embedding call and per stored progress step: the embedder's batch (64), so a
-# slice is one model call (bench/ingest.py measured 32 against 64).
+# slice is one model call (32 took two, through the micro-batching queue).
 SLICE = 64
 
 

@@ -70,9 +70,8 @@ class WorkerProcess:
         held (and a batch not timed) while the model loads."""
         self.context().embedder.embed(["warm up"])
         if self.threads and "torch" in sys.modules:
-            # The model takes every core by default; pool processes (and other workers on
-            # the machine) that each did would oversubscribe them (measured: 2 workers at
-            # 2 threads on 2 cores ran at half the speed of 1, bench/ingest.py).
+            # The model takes every core by default; pool processes (and other workers on the
+            # machine) that each did would ask for more threads than there are cores.
             sys.modules["torch"].set_num_threads(self.threads)
         log.info("pool process %d warmed up (%s model threads)", os.getpid(), self.threads or "all")
 
