@@ -164,12 +164,12 @@ def _finish(
         )
     # The task ran to its end even when some objects failed: they are listed on the batch.
     task_status = status if status in ("FAILED", "CANCELED") else "COMPLETED"
-    items = ctx.ingest.get_batch_items(batch_id)
+    totals = ctx.ingest.batch_item_totals(batch_id)
     counts = {
-        "objects_processed": sum(i.status != "PENDING" for i in items),
-        "objects_failed": sum(i.status == "FAILED" for i in items),
-        "objects_skipped": sum(i.status == "SKIPPED" for i in items),
-        "documents_written": sum(i.documents_written for i in items),
+        "objects_processed": sum(n for status, (n, _) in totals.items() if status != "PENDING"),
+        "objects_failed": totals.get("FAILED", (0, 0))[0],
+        "objects_skipped": totals.get("SKIPPED", (0, 0))[0],
+        "documents_written": sum(docs for _, docs in totals.values()),
     }
     return TaskOutcome(
         task_status, error if task_status != "COMPLETED" else None, additional_data=counts

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from stagewise.domain.ingest_records import TERMINAL_STATUSES, BatchItem, BatchRecord, TaskRecord
+from stagewise.domain.ingest_records import TERMINAL_STATUSES, BatchRecord, TaskRecord
 from stagewise.ids import iso, utc_now
 from stagewise.services.context import Stores
 
+MAX_LISTED = 1000  # failed objects a batch read lists; failed_object_count counts them all
 _LIFECYCLE = {
     "DRAFT": "accepted",
     "PENDING": "queued",
@@ -27,23 +28,24 @@ def _resolvable(stores: Stores, batch: BatchRecord) -> bool:
     return all(stores.follower.applied(c) >= seq for c, seq in batch.written_seqs.items())
 
 
-def _progress(batch: BatchRecord, items: list[BatchItem]) -> dict[str, Any]:
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item.status] = counts.get(item.status, 0) + 1
-    done = counts.get("COMPLETED", 0) + counts.get("FAILED", 0) + counts.get("SKIPPED", 0)
+def _progress(
+    batch: BatchRecord, totals: dict[str, tuple[int, int]], first_error: str | None
+) -> dict[str, Any]:
+    def count(status: str) -> int:
+        return totals.get(status, (0, 0))[0]
+
+    done = count("COMPLETED") + count("FAILED") + count("SKIPPED")
     total = len(batch.object_ids)
     out: dict[str, Any] = {
         "processed": done,
         "total": total,
         "percent": round(100.0 * done / total, 2) if total else None,
-        "errors": counts.get("FAILED", 0),
-        "objects_extracted": counts.get("COMPLETED", 0),
-        "objects_skipped": counts.get("SKIPPED", 0),
-        "objects_failed": counts.get("FAILED", 0),
-        "documents_written": sum(i.documents_written for i in items),
+        "errors": count("FAILED"),
+        "objects_extracted": count("COMPLETED"),
+        "objects_skipped": count("SKIPPED"),
+        "objects_failed": count("FAILED"),
+        "documents_written": sum(docs for _, docs in totals.values()),
     }
-    first_error = next((i.error for i in items if i.status == "FAILED" and i.error), None)
     if first_error is not None:
         out["first_error"] = first_error[:500]
     if batch.started_at is not None and done:
@@ -57,9 +59,11 @@ def _progress(batch: BatchRecord, items: list[BatchItem]) -> dict[str, Any]:
 
 
 def batch_public(stores: Stores, batch: BatchRecord) -> dict[str, Any]:
-    items = stores.ingest.get_batch_items(batch.batch_id) if batch.status != "DRAFT" else []
+    drafted = batch.status == "DRAFT"
+    totals = {} if drafted else stores.ingest.batch_item_totals(batch.batch_id)
+    failures = [] if drafted else stores.ingest.failed_batch_items(batch.batch_id, MAX_LISTED)
     task = stores.ingest.get_task(batch.task_id) if batch.task_id else None
-    progress = _progress(batch, items)
+    progress = _progress(batch, totals, next((i.error for i in failures if i.error), None))
     failed = [
         {
             "object_id": i.object_id,
@@ -67,12 +71,13 @@ def batch_public(stores: Stores, batch: BatchRecord) -> dict[str, Any]:
             "error_type": i.error_type or "permanent",
             "timestamp": i.updated_at.isoformat(),
         }
-        for i in items
-        if i.status == "FAILED"
+        for i in failures
     ]
     error_summary: dict[str, int] = {}
     for entry in failed:
         error_summary[entry["error_type"]] = error_summary.get(entry["error_type"], 0) + 1
+    if len(failed) < progress["objects_failed"]:
+        error_summary = {}  # only some failures are listed: no partial tally
     out: dict[str, Any] = {
         "batch_id": batch.batch_id,
         "bucket_id": batch.bucket_id,
@@ -91,7 +96,7 @@ def batch_public(stores: Stores, batch: BatchRecord) -> dict[str, Any]:
         "documents_written": progress["documents_written"],
         "documents_resolvable": _resolvable(stores, batch),
         "failed_objects": failed,
-        "failed_object_count": len(failed),
+        "failed_object_count": progress["objects_failed"],
         "error_summary": error_summary or None,
         "error": batch.error,
         "failure_reason": batch.error if batch.status == "FAILED" else None,

@@ -62,6 +62,9 @@ class IngestStore(Protocol):
     def put_batch_items(self, items: Sequence[BatchItem]) -> None: ...  # upsert
     def get_batch_items(self, batch_id: str) -> list[BatchItem]: ...
     def batch_item_counts(self, batch_id: str) -> dict[str, int]: ...  # status -> count
+    # status -> (objects, documents written): a batch's progress in one query.
+    def batch_item_totals(self, batch_id: str) -> dict[str, tuple[int, int]]: ...
+    def failed_batch_items(self, batch_id: str, limit: int) -> list[BatchItem]: ...  # by id
 
     # tasks
     def create_task(self, task: TaskRecord) -> None: ...

@@ -351,6 +351,18 @@ class IngestStoreConformance:
         assert got["obj_0"].documents_written == 2
         assert got["obj_1"].error == "last"
         assert ingest.get_batch_items("btch_other") == []
+        # Totals and failures without reading every item.
+        ingest.put_batch_items(
+            [
+                BatchItem(
+                    batch_id="btch_1", object_id="obj_2", status="COMPLETED", documents_written=5
+                )
+            ]
+        )
+        assert ingest.batch_item_totals("btch_1") == {"COMPLETED": (2, 7), "FAILED": (1, 0)}
+        assert [i.object_id for i in ingest.failed_batch_items("btch_1", 10)] == ["obj_1"]
+        assert ingest.failed_batch_items("btch_1", 0) == []
+        assert ingest.batch_item_totals("btch_other") == {}
 
     # ---- tasks
 

@@ -112,7 +112,9 @@ class JobTables:
         )
         upsert = stmt.on_conflict_do_update(
             index_elements=["batch_id", "object_id"],
-            set_={c: stmt.excluded[c] for c in ("status", "body", "updated_at")},
+            set_={
+                c: stmt.excluded[c] for c in ("status", "documents_written", "body", "updated_at")
+            },
         )
         with self.engine.begin() as conn:
             conn.execute(upsert, list(last.values()))
@@ -130,6 +132,27 @@ class JobTables:
         )
         with self.engine.connect() as conn:
             return {status: int(n) for status, n in conn.execute(query)}
+
+    def batch_item_totals(self, batch_id: str) -> dict[str, tuple[int, int]]:
+        i = t.batch_items.c
+        query = (
+            sa.select(i.status, sa.func.count(), sa.func.sum(i.documents_written))
+            .where(i.batch_id == batch_id)
+            .group_by(i.status)
+        )
+        with self.engine.connect() as conn:
+            return {status: (int(n), int(docs or 0)) for status, n, docs in conn.execute(query)}
+
+    def failed_batch_items(self, batch_id: str, limit: int) -> list[BatchItem]:
+        i = t.batch_items.c
+        query = (
+            sa.select(t.batch_items)
+            .where(i.batch_id == batch_id, i.status == "FAILED")
+            .order_by(i.object_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [from_row(BatchItem, r) for r in conn.execute(query).mappings()]
 
     # ---- tasks
     def create_task(self, task: TaskRecord) -> None:

@@ -212,6 +212,8 @@ batch_items = Table(
     Column("batch_id", String(64), primary_key=True),
     Column("object_id", String(64), primary_key=True),
     Column("status", String(32), nullable=False),
+    # A column, so a batch's progress is one GROUP BY, whatever its size.
+    Column("documents_written", BigInteger, nullable=False, default=0),
     Column("body", JSON, nullable=False),
     Column("updated_at", UtcDateTime(timezone=True), nullable=False),
 )

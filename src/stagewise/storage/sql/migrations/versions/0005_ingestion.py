@@ -67,6 +67,7 @@ def upgrade() -> None:
         sa.Column("batch_id", sa.String(64), primary_key=True),
         sa.Column("object_id", sa.String(64), primary_key=True),
         sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("documents_written", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("body", sa.JSON, nullable=False),
         sa.Column("updated_at", TS, nullable=False),
     )
