@@ -3,6 +3,7 @@ another namespace must get a 404 for each, and lists must show only its own."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -106,3 +107,35 @@ def test_forged_ids_are_plain_404s(tenants: tuple[Tenant, Tenant]) -> None:
     for forged in ("task_x", "..%2F..%2Fv1%2Fkeys", "btch_" + "a" * 40, "%00"):
         assert a.client.get(f"/v1/tasks/{forged}").status_code == 404
         assert a.client.get(f"/v1/batches/{forged}").status_code == 404
+
+
+def test_cancel_and_kill_are_idempotent_and_final(tenants: tuple[Tenant, Tenant]) -> None:
+    a, _ = tenants
+    c = a.client
+    obj = c.post(
+        f"/v1/buckets/{a.bucket_id}/objects",
+        json={"blobs": [{"property": "content", "type": "text", "data": "to be canceled"}]},
+    ).raise_for_status()
+    draft = (
+        c.post(f"/v1/buckets/{a.bucket_id}/batches", json={"object_ids": [obj.json()["object_id"]]})
+        .raise_for_status()
+        .json()
+    )
+    canceled = c.post(f"/v1/batches/{draft['batch_id']}/cancel", params={"reason": "changed mind"})
+    assert canceled.status_code == 200, canceled.text
+    assert canceled.json()["cancellation"]["ray_jobs_requested"] == 0  # it had no task yet
+    batch = c.get(f"/v1/batches/{draft['batch_id']}").json()
+    assert (batch["status"], batch["lifecycle"]) == ("CANCELED", "canceled")
+    assert batch["lifecycle_reason"] == "changed mind"
+    # A canceled batch can be neither submitted nor canceled again.
+    again = c.post(f"/v1/buckets/{a.bucket_id}/batches/{draft['batch_id']}/submit")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "batch_not_draft"
+    assert c.post(f"/v1/batches/{draft['batch_id']}/cancel").status_code == 409
+    # Killing a task that ended changes nothing, however often.
+    for _ in range(100):
+        if c.get(f"/v1/tasks/{a.task_id}").json()["status"] == "COMPLETED":
+            break
+        time.sleep(0.1)
+    for _ in range(2):
+        killed = c.delete(f"/v1/tasks/{a.task_id}")
+        assert killed.status_code == 200 and killed.json()["message"] == "Task is COMPLETED"

@@ -20,6 +20,7 @@ BATCH_TASK = "api_buckets_batches_process"
 # Objects per embedding call and per stored progress step: the embedder's batch (64), so a
 # slice is one model call (32 took two, through the micro-batching queue).
 SLICE = 64
+PERSIST_EVERY = 8  # slices between two saves of the seqs written so far
 
 
 def _merge(object_id: str, per_collection: Sequence[ObjectOutcome]) -> BatchItem:
@@ -56,13 +57,11 @@ def _scope(
     return scope, gone
 
 
-def _cancelled(ctx: IngestContext, batch_id: str, task_id: str) -> bool:
-    batch, task = ctx.ingest.get_batch(batch_id), ctx.ingest.get_task(task_id)
-    return (
-        batch is None
-        or batch.status == "CANCELED"
-        or (task is not None and task.status == "CANCELED")
-    )
+def _stopped(ctx: IngestContext, batch_id: str) -> BatchRecord | None:
+    """The batch, unless it was deleted or canceled (canceling a batch task cancels its
+    batch too: services/tasks.py)."""
+    batch = ctx.ingest.get_batch(batch_id)
+    return None if batch is None or batch.status == "CANCELED" else batch
 
 
 def _process_slice(
@@ -122,16 +121,15 @@ def process_batch(ctx: IngestContext, task: TaskRecord) -> TaskOutcome:
     finished = {i.object_id for i in ctx.ingest.get_batch_items(batch_id) if i.status != "PENDING"}
     todo = [oid for oid in batch.object_ids if oid not in finished]
     written = dict(batch.written_seqs)
-    for start in range(0, len(todo), SLICE):
-        if _cancelled(ctx, batch_id, task.task_id):
-            return _finish(ctx, batch_id, "CANCELED", "the batch was canceled", written)
+    for n, start in enumerate(range(0, len(todo), SLICE)):
+        current = _stopped(ctx, batch_id)
+        if current is None:
+            return _finish(ctx, batch_id, "CANCELED", "the batch was canceled or deleted", written)
+        if n and n % PERSIST_EVERY == 0:  # a resumed task then knows what was written before
+            ctx.ingest.update_batch(current.model_copy(update={"written_seqs": written}))
         seqs = _process_slice(ctx, batch, scope, todo[start : start + SLICE])
         for collection_id, seq in seqs.items():
             written[collection_id] = max(seq, written.get(collection_id, 0))
-        current = ctx.ingest.get_batch(batch_id)
-        if current is None:
-            return TaskOutcome("FAILED", f"batch '{batch_id}' was deleted")
-        ctx.ingest.update_batch(current.model_copy(update={"written_seqs": written}))
     counts = ctx.ingest.batch_item_counts(batch_id)
     failed, total = counts.get("FAILED", 0), len(batch.object_ids)
     error = f"collections deleted before processing: {gone}" if gone else None
