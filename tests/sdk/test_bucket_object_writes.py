@@ -24,7 +24,8 @@ from tests.sdk.conftest import ClientFactory
 from tests.support.buckets import World
 from tests.support.server import ServerHandle
 
-pytestmark = [pytest.mark.sdk]
+# Buckets and objects never touch the vector index (docs/ingestion.md).
+pytestmark = [pytest.mark.sdk, pytest.mark.store_only]
 
 
 @pytest.fixture
