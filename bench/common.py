@@ -70,6 +70,26 @@ class ServerProcess:
         self.stop()
 
 
+def serve_command(port: int, data_dir: Path, *args: str) -> list[str]:
+    """`python -m stagewise serve` on a loopback port, quiet but for warnings (the benchmarks'
+    servers and the tests' killable ones)."""
+    return [
+        sys.executable,
+        "-m",
+        "stagewise",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--log-level",
+        "warning",
+        *args,
+    ]
+
+
 def start_server(
     data_dir: Path,
     *,
@@ -85,20 +105,7 @@ def start_server(
     child_env = dict(os.environ)
     child_env.update(env or {})
     child_env["STAGEWISE_ADMIN_KEY"] = admin_key
-    cmd = [
-        sys.executable,
-        "-m",
-        "stagewise",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-        "--log-level",
-        "warning",
-    ]
+    cmd = serve_command(port, data_dir)
     proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=child_env)
     server = ServerProcess(
         f"http://127.0.0.1:{port}", admin_key, data_dir, log_path, proc, log_file

@@ -103,6 +103,7 @@ from bench.common import (
     free_port,
     git_revision,
     machine_info,
+    serve_command,
 )
 from bench.generate import Dataset, Spec, selective_category
 from bench.measure import (
@@ -408,22 +409,7 @@ def serve(
                 child_env.pop(name, None)
         child_env.setdefault("HF_HUB_OFFLINE", "1")
         child_env.setdefault("TRANSFORMERS_OFFLINE", "1")
-        cmd = [
-            sys.executable,
-            "-m",
-            "stagewise",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--log-level",
-            "warning",
-            "--workers",
-            str(workers),
-        ]
+        cmd = serve_command(port, data_dir, "--workers", str(workers))
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=child_env)
         server = ServerProcess(
             f"http://127.0.0.1:{port}", ADMIN_KEY, data_dir, log_path, proc, log_file

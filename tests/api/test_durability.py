@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from bench.common import serve_command
 
 from tests.conftest import ADMIN_KEY
-from tests.support.killable_server import serve_command
 from tests.support.server import ServerHandle, free_port
 
 pytestmark = [pytest.mark.api, pytest.mark.slow]

@@ -6,30 +6,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
+from bench.common import serve_command
 
 from tests.support.server import free_port, loopback_client
-
-
-def serve_command(port: int, data_dir: Path, *args: str) -> list[str]:
-    """`python -m stagewise serve` on a loopback port, quiet but for warnings."""
-    return [
-        sys.executable,
-        "-m",
-        "stagewise",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-        "--log-level",
-        "warning",
-        *args,
-    ]
 
 
 class KillableServer:
