@@ -139,3 +139,18 @@ def test_cancel_and_kill_are_idempotent_and_final(tenants: tuple[Tenant, Tenant]
     for _ in range(2):
         killed = c.delete(f"/v1/tasks/{a.task_id}")
         assert killed.status_code == 200 and killed.json()["message"] == "Task is COMPLETED"
+
+
+def test_batch_lists_validate_and_count_what_they_filter(tenants: tuple[Tenant, Tenant]) -> None:
+    a, _ = tenants
+    c = a.client
+    for bad in ({"limit": "abc"}, {"limit": 0}, {"offset": -1}, {"status": 5}):
+        resp = c.post("/v1/batches/list", json=bad)
+        assert resp.status_code == 422, (bad, resp.text)
+    cols = c.get("/v1/collections").raise_for_status().json()["results"]
+    mine = cols[0]["collection_id"]
+    listed = c.post("/v1/batches/list", json={"collection_id": mine, "limit": 1}).json()
+    assert listed["total_count"] >= 1 and len(listed["results"]) == 1
+    assert all(mine in b["collection_ids"] for b in listed["results"])
+    none = c.post("/v1/batches/list", json={"collection_id": "col_none", "limit": 1}).json()
+    assert (none["total_count"], none["results"]) == (0, [])

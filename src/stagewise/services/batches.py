@@ -15,7 +15,7 @@ from stagewise.domain.ingest_records import (
     BucketRecord,
     TaskRecord,
 )
-from stagewise.domain.records import CollectionRecord, NamespaceRecord
+from stagewise.domain.records import CollectionRecord
 from stagewise.errors import Conflict, InvalidRequest, NotFound, ValidationFailed
 from stagewise.ids import new_id, utc_now
 from stagewise.services.batch_processing import BATCH_TASK
@@ -24,13 +24,6 @@ from stagewise.services.context import Stores
 
 DEDUP_STRATEGIES = ("skip", "replace", "force")
 MAX_BATCH_OBJECTS = 50_000
-
-
-def get_bucket(stores: Stores, ns: NamespaceRecord, identifier: str) -> BucketRecord:
-    bucket = stores.ingest.get_bucket(ns.namespace_id, identifier)
-    if bucket is None:
-        raise NotFound("bucket", identifier, namespace_id=ns.namespace_id)
-    return bucket
 
 
 def sourced_collections(stores: Stores, bucket: BucketRecord) -> list[CollectionRecord]:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
 
-from stagewise.api.deps import CurrentKey, NamespaceDep, StoresDep, WriterKey
+from stagewise.api.deps import CurrentKey, NamespaceDep, StoresDep, WriterKey, parse_body
 from stagewise.api.responses import JsonResponse
 from stagewise.api.routes.paging import PageQuery, page_query
 from stagewise.api.schemas.batch_responses import (
@@ -19,11 +19,12 @@ from stagewise.api.schemas.batch_responses import (
 )
 from stagewise.api.schemas.openapi import errors
 from stagewise.api.schemas.public import counted_page
+from stagewise.api.schemas.requests import ListBody
 from stagewise.api.strict_json import StrictJSONRoute
 from stagewise.domain.ingest_records import BatchRecord, TaskRecord
-from stagewise.errors import ValidationFailed
 from stagewise.services import batches as svc
 from stagewise.services.batch_views import batch_public, task_public
+from stagewise.services.buckets import get_bucket
 from stagewise.services.context import Stores
 from stagewise.services.tasks import visible_namespaces
 
@@ -36,28 +37,41 @@ def _batch(stores: Stores, batch: BatchRecord) -> JsonResponse:
     return JsonResponse(batch_public(stores, batch))
 
 
+class BatchListBody(ListBody):
+    status: str | None = None
+    bucket_id: str | None = None
+    collection_id: str | None = None
+
+
 def _list(
     stores: Stores,
     namespace_id: str | None,
-    body: dict[str, Any],
+    raw: dict[str, Any],
     pq: PageQuery,
     bucket_id: str | None = None,
 ) -> JsonResponse:
-    limit = int(body.get("limit") or pq.limit or pq.page_size or 100)
-    offset = int(body.get("offset") or pq.offset or 0)
-    if not 1 <= limit <= 1000 or not 0 <= offset <= 10_000:
-        raise ValidationFailed("limit must be 1..1000 and offset 0..10000", field="limit")
-    status = body.get("status")
-    items, total = stores.ingest.list_batches(
-        namespace_id,
-        bucket_id=bucket_id or body.get("bucket_id"),
-        status=status if isinstance(status, str) else None,
-        offset=offset,
-        limit=limit,
-    )
-    collection_id = body.get("collection_id")
-    if isinstance(collection_id, str):
-        items = [b for b in items if collection_id in b.collection_ids]
+    body = parse_body(BatchListBody, raw)
+    limit, offset, _, _ = pq.resolve(body, default_limit=100)
+    scope = {
+        "bucket_id": bucket_id or body.bucket_id,
+        "status": body.status,
+    }
+    if body.collection_id is None:
+        items, total = stores.ingest.list_batches(namespace_id, offset=offset, limit=limit, **scope)
+    else:
+        # The store cannot filter by collection: filter every batch in scope, then page, so
+        # that total_count counts the filtered list.
+        matching: list[BatchRecord] = []
+        seen = 0
+        while True:
+            page, in_scope = stores.ingest.list_batches(
+                namespace_id, offset=seen, limit=1000, **scope
+            )
+            seen += len(page)
+            matching += [b for b in page if body.collection_id in b.collection_ids]
+            if not page or seen >= in_scope:
+                break
+        items, total = matching[offset : offset + limit], len(matching)
     return JsonResponse(
         counted_page(
             [batch_public(stores, b) for b in items], total=total, limit=limit, offset=offset
@@ -95,7 +109,7 @@ def create_batch(
     skip_validation: bool | None = None,
 ) -> JsonResponse:
     raw = body or {}
-    bucket = svc.get_bucket(stores, ns, bucket_identifier)
+    bucket = get_bucket(stores, ns=ns, identifier=bucket_identifier)
     batch = svc.create_batch(stores, bucket=bucket, body=raw)
     submit = auto_submit if auto_submit is not None else raw.get("auto_submit")
     if submit is None:
@@ -116,7 +130,7 @@ def list_bucket_batches(
     pq: Annotated[PageQuery, Depends(page_query)],
     body: OptionalBody = None,
 ) -> JsonResponse:
-    bucket = svc.get_bucket(stores, ns, bucket_identifier)
+    bucket = get_bucket(stores, ns=ns, identifier=bucket_identifier)
     return _list(stores, ns.namespace_id, body or {}, pq, bucket.bucket_id)
 
 
@@ -129,7 +143,7 @@ def add_objects(
     ns: NamespaceDep,
     _: WriterKey,
 ) -> JsonResponse:
-    bucket = svc.get_bucket(stores, ns, bucket_identifier)
+    bucket = get_bucket(stores, ns=ns, identifier=bucket_identifier)
     return _batch(stores, svc.add_objects(stores, bucket=bucket, batch_id=batch_id, body=body))
 
 
@@ -143,7 +157,7 @@ def submit_batch(
     body: OptionalBody = None,
     force: bool | None = None,
 ) -> JsonResponse:
-    bucket = svc.get_bucket(stores, ns, bucket_identifier)
+    bucket = get_bucket(stores, ns=ns, identifier=bucket_identifier)
     task = svc.submit(stores, svc.batch_in_bucket(stores, bucket, batch_id))
     return JsonResponse(task_public(task))
 
@@ -152,7 +166,7 @@ def submit_batch(
 def get_batch(
     bucket_identifier: str, batch_id: str, stores: StoresDep, ns: NamespaceDep
 ) -> JsonResponse:
-    bucket = svc.get_bucket(stores, ns, bucket_identifier)
+    bucket = get_bucket(stores, ns=ns, identifier=bucket_identifier)
     return _batch(stores, svc.batch_in_bucket(stores, bucket, batch_id))
 
 
@@ -165,7 +179,7 @@ def patch_batch(
     ns: NamespaceDep,
     _: WriterKey,
 ) -> JsonResponse:
-    bucket = svc.get_bucket(stores, ns, bucket_identifier)
+    bucket = get_bucket(stores, ns=ns, identifier=bucket_identifier)
     return _batch(stores, svc.patch_batch(stores, bucket=bucket, batch_id=batch_id, body=body))
 
 
@@ -173,7 +187,7 @@ def patch_batch(
 def delete_batch(
     bucket_identifier: str, batch_id: str, stores: StoresDep, ns: NamespaceDep, _: WriterKey
 ) -> JsonResponse:
-    bucket = svc.get_bucket(stores, ns, bucket_identifier)
+    bucket = get_bucket(stores, ns=ns, identifier=bucket_identifier)
     svc.delete_batch(stores, bucket=bucket, batch_id=batch_id)
     return JsonResponse({"message": "Successfully deleted", "success": True})
 
@@ -187,7 +201,7 @@ def cancel_bucket_batch(
     _: WriterKey,
     reason: str | None = None,
 ) -> JsonResponse:
-    bucket = svc.get_bucket(stores, ns, bucket_identifier)
+    bucket = get_bucket(stores, ns=ns, identifier=bucket_identifier)
     batch = svc.batch_in_bucket(stores, bucket, batch_id)
     return _cancelled(svc.cancel(stores, batch, reason), batch)
 
