@@ -154,3 +154,34 @@ def test_batch_lists_validate_and_count_what_they_filter(tenants: tuple[Tenant, 
     assert all(mine in b["collection_ids"] for b in listed["results"])
     none = c.post("/v1/batches/list", json={"collection_id": "col_none", "limit": 1}).json()
     assert (none["total_count"], none["results"]) == (0, [])
+
+
+def test_a_batch_whose_every_object_fails_is_failed_by_the_pipeline(
+    tenants: tuple[Tenant, Tenant],
+) -> None:
+    a, _ = tenants
+    c = a.client
+    ids = [
+        c.post(f"/v1/buckets/{a.bucket_id}/objects", json={"note": f"no text {i}"})
+        .raise_for_status()
+        .json()["object_id"]
+        for i in range(2)
+    ]
+    batch = (
+        c.post(
+            f"/v1/buckets/{a.bucket_id}/batches",
+            params={"auto_submit": "true"},
+            json={"object_ids": ids},
+        )
+        .raise_for_status()
+        .json()
+    )
+    for _ in range(100):
+        task = c.get(f"/v1/tasks/{batch['task_id']}").json()
+        if task["status"] in ("COMPLETED", "FAILED"):
+            break
+        time.sleep(0.1)
+    assert task["status"] == "FAILED" and task["error"] == "all 2 objects failed"
+    done = c.get(f"/v1/batches/{batch['batch_id']}").json()
+    assert (done["status"], done["failure_category"]) == ("FAILED", "pipeline")
+    assert done["failed_object_count"] == 2 and done["lifecycle"] == "failed"

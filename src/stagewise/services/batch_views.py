@@ -58,6 +58,18 @@ def _progress(
     return out
 
 
+def _failure_category(
+    stores: Stores, batch: BatchRecord, task: TaskRecord | None, progress: dict[str, Any]
+) -> str:
+    """Why a batch FAILED: every object's extraction failed (pipeline), its workers died
+    until the task ran out of attempts (infrastructure), or the task itself raised."""
+    if progress["total"] and progress["objects_failed"] == progress["total"]:
+        return "pipeline"
+    if task is not None and task.attempts >= stores.settings.max_task_attempts:
+        return "infrastructure"
+    return "unknown"
+
+
 def batch_public(stores: Stores, batch: BatchRecord) -> dict[str, Any]:
     drafted = batch.status == "DRAFT"
     totals = {} if drafted else stores.ingest.batch_item_totals(batch.batch_id)
@@ -110,7 +122,7 @@ def batch_public(stores: Stores, batch: BatchRecord) -> dict[str, Any]:
         "lifecycle_reason": batch.error,
     }
     if batch.status == "FAILED":
-        out["failure_category"] = "pipeline"
+        out["failure_category"] = _failure_category(stores, batch, task, progress)
     if batch.task_id is not None:
         out["current_tier"] = 0
         out["tier_tasks"] = [
