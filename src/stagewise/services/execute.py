@@ -470,6 +470,8 @@ def execution_public(
     }
     if record.cached_at is not None:
         body["cached_at"] = record.cached_at
+    if record.request.get("replay_of"):
+        body["replay_of"] = record.request["replay_of"]
     if legacy:
         body["results"] = list(page)
     return body

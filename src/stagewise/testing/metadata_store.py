@@ -925,6 +925,44 @@ class MetadataStoreConformance:
         for c in store.list_collections(ns.namespace_id):
             assert_utc(c.created_at)
 
+    def test_execution_lists_bound_by_instant_whatever_the_offset(
+        self, store: MetadataStore
+    ) -> None:
+        ns = make_namespace()
+        store.create_namespace(ns)
+        base = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+        for minute in range(4):
+            store.save_execution(
+                ExecutionRecord(
+                    execution_id=f"exec_t{minute}",
+                    namespace_id=ns.namespace_id,
+                    retriever_id="ret_1",
+                    created_at=base + timedelta(minutes=minute),
+                ),
+                [],
+            )
+
+        def listed(since: datetime | None, until: datetime | None) -> list[str]:
+            rows, total = store.list_executions(
+                ns.namespace_id, retriever_id="ret_1", mode="named", since=since, until=until
+            )
+            assert total == len(rows)
+            return [r.execution_id for r in rows]
+
+        # 13:01 at +01:00 is 12:01 UTC: the bounds are instants, inclusive at both ends.
+        plus1 = timezone(timedelta(hours=1))
+        assert listed(base.astimezone(plus1) + timedelta(minutes=1), None) == [
+            "exec_t3",
+            "exec_t2",
+            "exec_t1",
+        ]
+        assert listed(None, base + timedelta(minutes=1)) == ["exec_t1", "exec_t0"]
+        within = listed(
+            base + timedelta(minutes=1), (base + timedelta(minutes=2)).astimezone(plus1)
+        )
+        assert within == ["exec_t2", "exec_t1"]
+        assert listed(base + timedelta(minutes=5), None) == []
+
     # ---- concurrency
 
     def test_concurrent_upserts_get_unique_seqs(self, store: MetadataStore) -> None:

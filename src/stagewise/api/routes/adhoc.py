@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -27,7 +26,12 @@ from stagewise.api.schemas.execution_responses import (
     ExplainResponse,
 )
 from stagewise.api.schemas.openapi import STREAMED, body_doc, errors
-from stagewise.api.schemas.retrievers import query_summary, status_filter, total_processed
+from stagewise.api.schemas.retrievers import (
+    query_summary,
+    status_filter,
+    time_filter,
+    total_processed,
+)
 from stagewise.api.strict_json import StrictJSONRoute
 from stagewise.domain.pipeline_records import ExecutionRecord, RetrieverRecord
 from stagewise.domain.records import NamespaceRecord
@@ -106,15 +110,6 @@ def _adhoc_summary(x: ExecutionRecord) -> dict[str, Any]:
     }
 
 
-def _when(raw: Any, field: str) -> datetime | None:
-    if raw in (None, ""):
-        return None
-    try:
-        return datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ValidationFailed(f"{field} must be an ISO-8601 date-time", field=field) from exc
-
-
 @router.post(
     "/executions/list", response_model=AdhocList, openapi_extra=body_doc(ExecutionListBody)
 )
@@ -136,8 +131,8 @@ def list_adhoc(
         retriever_id=None,
         mode="adhoc",
         statuses=statuses,
-        since=_when(body.get("start_time"), "start_time"),
-        until=_when(body.get("end_time"), "end_time"),
+        since=time_filter(body.get("start_time"), "start_time"),
+        until=time_filter(body.get("end_time"), "end_time"),
         limit=limit,
         offset=offset,
     )

@@ -29,6 +29,7 @@ from stagewise.api.schemas.execution_responses import (
     ExecutionProfile,
     ExecutionResponse,
     ExecutionStatus,
+    ReplayResponse,
     RetrieverCloned,
     RetrieverDeleted,
     RetrieverList,
@@ -39,7 +40,12 @@ from stagewise.api.schemas.execution_responses import (
 )
 from stagewise.api.schemas.openapi import STREAMED, body_doc, errors
 from stagewise.api.schemas.public import list_pagination
-from stagewise.api.schemas.retrievers import execution_summary, retriever_public, status_filter
+from stagewise.api.schemas.retrievers import (
+    execution_summary,
+    retriever_public,
+    status_filter,
+    time_filter,
+)
 from stagewise.api.strict_json import StrictJSONRoute
 from stagewise.errors import NotFound
 from stagewise.pipeline.registry import stage_definitions
@@ -49,6 +55,7 @@ from stagewise.services import pagination as pages
 from stagewise.services import retrievers as svc
 from stagewise.services.explain import explain as explain_plan
 from stagewise.services.pagination import RESULT_WINDOW
+from stagewise.services.replay import replay
 
 router = APIRouter(prefix="/v1/retrievers", tags=["retrievers"], route_class=StrictJSONRoute)
 Obj = Annotated[dict[str, Any], Body()]
@@ -240,13 +247,14 @@ def list_executions(
         parse_body(ExecutionListBody, body)
     r = svc.get_retriever(stores, ns=ns, identifier=retriever_id)
     limit, offset, _, _ = pq.resolve(None, default_limit=20)
-    status = (body or {}).get("status")
-    statuses = status_filter(status)
+    body = body or {}
     rows, total = stores.metadata.list_executions(
         ns.namespace_id,
         retriever_id=r.retriever_id,
         mode="named",
-        statuses=statuses,
+        statuses=status_filter(body.get("status")),
+        since=time_filter(body.get("start_time"), "start_time"),
+        until=time_filter(body.get("end_time"), "end_time"),
         limit=limit,
         offset=offset,
     )
@@ -281,6 +289,32 @@ async def get_execution(
         return exe.execution_public(record, page, pagination)
 
     return JsonResponse(await store_read(stores, detail))
+
+
+@router.post(
+    "/{retriever_id}/executions/{execution_id}/replay",
+    response_model=ReplayResponse,
+    responses=errors(409, 429),
+)
+def replay_execution(
+    retriever_id: str,
+    execution_id: str,
+    request: Request,
+    stores: StoresDep,
+    ns: NamespaceDep,
+    principal: CurrentKey,
+    depth: Annotated[
+        int, Query(ge=1, le=1000, description="How many of each ranking to compare")
+    ] = 100,
+) -> JsonResponse:
+    """Run a past execution's inputs again against today's index and retriever version (a new
+    execution, never a cache hit) and return the ranking diff: moved, new and gone hits."""
+    r = svc.get_retriever(stores, ns=ns, identifier=retriever_id)
+    source = _execution(stores, ns, retriever_id, execution_id)
+    release = request.app.state.execution_slots.acquire(principal.key_id)
+    return JsonResponse(
+        replay(stores, ns=ns, retriever=r, source=source, depth=depth, release=release)
+    )
 
 
 @router.get("/{retriever_id}/executions/{execution_id}/status", response_model=ExecutionStatus)

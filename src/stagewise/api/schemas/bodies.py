@@ -240,6 +240,6 @@ class ExecutionListBody(BaseModel):
     status: str | list[str] | None = Field(
         None, description="pending|processing|completed|failed|running, or a list of them"
     )
-    start_time: str | None = Field(None, description="ISO-8601 (adhoc runs)")
-    end_time: str | None = Field(None, description="ISO-8601 (adhoc runs)")
+    start_time: str | None = Field(None, description="ISO-8601: runs created at or after")
+    end_time: str | None = Field(None, description="ISO-8601: runs created at or before")
     count_only: bool | None = Field(None, description="Adhoc runs: totals without results")

@@ -147,6 +147,7 @@ class ExecutionResponse(BaseModel):
     results: list[JsonObject] | None = Field(None, description="include_legacy_results")
     explain_plan: JsonObject | None = Field(None, description="With explain")
     execution_metadata: JsonObject | None = Field(None, description="Adhoc runs")
+    replay_of: str | None = Field(None, description="A replay: the execution it re-ran")
 
 
 class ListedPagination(BaseModel):
@@ -297,3 +298,53 @@ class StreamEvent(BaseModel):
     budget_used: JsonObject | None = None
     pagination: ExecutionPagination | None = None
     error: str | None = None
+
+
+class RankingChange(BaseModel):
+    collection_id: str
+    document_id: str
+    change: Literal["up", "down", "same", "new", "gone"]
+    original_rank: int | None = Field(description="1-based; null: not in the original list")
+    replayed_rank: int | None = Field(description="1-based; null: not in the replayed list")
+    rank_delta: int | None = Field(description="original - replayed rank: positive moved up")
+    original_score: float | None
+    replayed_score: float | None
+
+
+class RankingDiffSummary(BaseModel):
+    moved_up: int
+    moved_down: int
+    unchanged: int
+    new: int
+    gone: int
+
+
+class RankingDiff(BaseModel):
+    depth: int = Field(description="How many of each ranking were compared")
+    summary: RankingDiffSummary
+    rows: list[RankingChange] = Field(
+        description="The replayed top `depth` in order, then the hits gone from it"
+    )
+
+
+class VersionPair(BaseModel):
+    original: int | None
+    replayed: int | None
+
+
+class CountPair(BaseModel):
+    original: int
+    replayed: int
+
+
+class ReplayResponse(BaseModel):
+    """A past execution's inputs run again against today's index and retriever version."""
+
+    execution_id: str = Field(description="The new run, readable like any execution")
+    replay_of: str
+    status: str
+    error: str | None
+    inputs: JsonObject
+    retriever_version: VersionPair
+    total_results: CountPair
+    diff: RankingDiff | None = Field(description="null when the replay failed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -84,6 +85,16 @@ def query_summary(x: ExecutionRecord) -> str:
 
 
 STATUSES = ("pending", "processing", "completed", "failed")
+
+
+def time_filter(raw: Any, field: str) -> datetime | None:
+    """A list filter's ISO-8601 bound (start_time / end_time); absent or empty: no bound."""
+    if raw in (None, ""):
+        return None
+    try:
+        return datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValidationFailed(f"{field} must be an ISO-8601 date-time", field=field) from exc
 
 
 def status_filter(status: Any) -> list[str] | None:
