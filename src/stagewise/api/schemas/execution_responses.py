@@ -147,6 +147,9 @@ class ExecutionResponse(BaseModel):
     results: list[JsonObject] | None = Field(None, description="include_legacy_results")
     explain_plan: JsonObject | None = Field(None, description="With explain")
     execution_metadata: JsonObject | None = Field(None, description="Adhoc runs")
+    trace_id: str | None = Field(
+        None, description="X-Request-ID of the request that started the run (docs/observability.md)"
+    )
 
 
 class ListedPagination(BaseModel):
@@ -169,6 +172,9 @@ class ExecutionSummary(BaseModel):
     inputs_hash: str
     query_summary: str
     error: str | None
+    trace_id: str | None = Field(
+        None, description="X-Request-ID of the request that started the run (docs/observability.md)"
+    )
 
 
 class ExecutionList(BaseModel):
@@ -220,6 +226,9 @@ class ExecutionStatus(BaseModel):
     total_stages: int
     error: str | None
     heartbeat_at: str | None
+    trace_id: str | None = Field(
+        None, description="X-Request-ID of the request that started the run (docs/observability.md)"
+    )
 
 
 class StageProfile(BaseModel):

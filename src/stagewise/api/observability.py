@@ -1,0 +1,100 @@
+"""The outermost middleware: the request id, the latency histogram and the access log
+(docs/observability.md). Pure ASGI, as the others (api/middleware.py)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from prometheus_client import CollectorRegistry, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from stagewise import request_id
+from stagewise.services.metrics import BUCKETS
+
+access_log = logging.getLogger("stagewise.access")
+
+UNMATCHED = "unmatched"  # every path no route serves: one label value, whatever the path
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class HttpMetrics:
+    """Request latency by method, route template and status class. A label from the raw
+    path would make a series per id: unbounded cardinality."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.latency = Histogram(
+            "stagewise_http_request_duration_seconds",
+            "Time from a request's arrival to its response's last byte, by route template",
+            ["method", "route", "status_class"],
+            buckets=BUCKETS,
+            registry=registry,
+        )
+        # labels() validates and locks on every call: the children are kept here instead.
+        self._children: dict[tuple[str, str, int], Histogram] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status // 100)
+        child = self._children.get(key)
+        if child is None:
+            label = method if method in _METHODS else "other"
+            child = self._children[key] = self.latency.labels(label, route, f"{key[2]}xx")
+        child.observe(seconds)
+
+
+class Observe:
+    """Every response carries `X-Request-ID`: the client's, when it is a valid one
+    (request_id.accept), else a new one. The id is current while the request is served, so
+    logs and execution records carry it. Once the response is sent its latency is observed
+    under the route the router matched, and one access line is logged."""
+
+    def __init__(self, app: ASGIApp, http: HttpMetrics) -> None:
+        self.app = app
+        self.http = http
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value
+                break
+        rid = request_id.accept(incoming)
+        header = (b"x-request-id", rid.encode())
+        status = 500  # what the client gets if the app raises before it answers
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            await send(message)
+
+        token = request_id.bind(rid)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            # The router leaves the route it matched in the scope (a 405 too): its template.
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED
+            self.http.observe(scope["method"], route, status, seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                duration_ms = round(seconds * 1000.0, 3)
+                access_log.info(
+                    "%s %s %d %.1fms",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    duration_ms,
+                    extra={
+                        "method": scope["method"],
+                        "route": route,
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": duration_ms,
+                    },
+                )
+            request_id.unbind(token)
