@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from stagewise.api.logs import JsonFormatter
+from stagewise import request_id
+from stagewise.api.logs import JsonFormatter, TextFormatter, log_config
 from tests.conftest import ADMIN_KEY
 from tests.support.server import ServerHandle
 
@@ -173,3 +175,30 @@ def test_trace_id_is_the_request_id_of_the_run(
     ended = [x for x in logs.lines if x["logger"] == "stagewise.execute"]
     assert [(x["execution_id"], x["request_id"]) for x in ended] == [(background, "bg-trace-2")]
     assert all({"timestamp", "level", "logger", "message"} <= x.keys() for x in logs.lines)
+
+
+def test_log_formats_carry_the_bound_request_id() -> None:
+    record = logging.makeLogRecord(
+        {"name": "stagewise.x", "levelno": logging.ERROR, "levelname": "ERROR", "msg": "boom %d"}
+    )
+    record.args = (1,)
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+    token = request_id.bind("rid-7")
+    try:
+        text, line = TextFormatter().format(record), JsonFormatter().format(record)
+    finally:
+        request_id.unbind(token)
+    assert " ERROR stagewise.x [rid-7] boom 1" in text and "ValueError: bad" in text
+    body = json.loads(line)
+    assert body["request_id"] == "rid-7" and body["message"] == "boom 1"
+    assert "ValueError: bad" in body["exception"] and "\n" not in line
+    assert not hasattr(record, "request_id")  # the text formatter formatted a copy
+    # Outside a request: no id (JSON leaves the key out, text shows "-").
+    assert "request_id" not in json.loads(JsonFormatter().format(record))
+    assert "[-]" in TextFormatter().format(record)
+    config = log_config("text", "warning")
+    assert config["formatters"]["stagewise"]["()"] == "stagewise.api.logs.TextFormatter"
+    assert config["loggers"]["uvicorn.access"]["handlers"] == []
