@@ -109,6 +109,7 @@ def _traffic(handle: ServerHandle) -> dict[str, str]:
     assert [r["cache_hit"] for r in runs] == [False, True]
     assert len(runs[0]["documents"]) == 3  # d0, d2, d4: the filter ran
     assert admin.get("/v1/no/such/route/xyz123").status_code == 404
+    assert admin.request("PROPFIND", "/v1/health").status_code == 405  # a method we never serve
     return {
         "namespace_id": ns.json()["namespace_id"],
         "collection_id": col.json()["collection_id"],
@@ -128,6 +129,7 @@ def test_metrics_after_traffic(fresh_server: Callable[..., ServerHandle]) -> Non
     assert value(anonymous, f"{http}_count", **execute) == 2
     assert value(anonymous, f"{http}_sum", **execute) > 0
     assert value(anonymous, f"{http}_count", route="unmatched", status_class="4xx") == 1
+    assert value(anonymous, f"{http}_count", method="other", route="/v1/health") == 1
     routes = {s.labels["route"] for s in anonymous[http]}
     assert {EXECUTE_ROUTE, "/v1/retrievers", "unmatched"} <= routes
     for label in routes:  # templates only: no id, no raw path

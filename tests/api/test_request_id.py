@@ -172,6 +172,10 @@ def test_trace_id_is_the_request_id_of_the_run(
     assert line["method"] == "POST" and line["route"] == EXECUTE_ROUTE
     assert line["path"] == f"/v1/retrievers/{rid}/execute"
     assert line["status"] == 200 and line["duration_ms"] > 0
+    # A decoded newline in a path is escaped in the message (the text format prints it).
+    http.get("/v1/forged%0Aline", headers={"X-Request-ID": "nl-1"})
+    forged = _wait_for(lambda: access("nl-1"), "the access line")[0]
+    assert forged["path"] == "/v1/forged\nline" and "\n" not in forged["message"]
     ended = [x for x in logs.lines if x["logger"] == "stagewise.execute"]
     assert [(x["execution_id"], x["request_id"]) for x in ended] == [(background, "bg-trace-2")]
     assert all({"timestamp", "level", "logger", "message"} <= x.keys() for x in logs.lines)

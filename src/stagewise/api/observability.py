@@ -34,11 +34,11 @@ class HttpMetrics:
         self._children: dict[tuple[str, str, int], Histogram] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, status // 100)
+        # Keyed by the label, not the raw method: made-up methods must not grow the dict.
+        key = (method if method in _METHODS else "other", route, status // 100)
         child = self._children.get(key)
         if child is None:
-            label = method if method in _METHODS else "other"
-            child = self._children[key] = self.latency.labels(label, route, f"{key[2]}xx")
+            child = self._children[key] = self.latency.labels(key[0], route, f"{key[2]}xx")
         child.observe(seconds)
 
 
@@ -91,13 +91,15 @@ def _access_line(scope: Scope, route: str, status: int, seconds: float) -> None:
     walk the stack to find its caller (~10 us a request), which says nothing here."""
     duration_ms = round(seconds * 1000.0, 3)
     method, path = scope["method"], scope["path"]
+    # The path is decoded: %0A is a newline, which must not start a forged text log line.
+    shown = path if path.isprintable() else path.encode("unicode_escape").decode("ascii")
     record = access_log.makeRecord(
         access_log.name,
         logging.INFO,
         __file__,
         0,
         "%s %s %d %.1fms",
-        (method, path, status, duration_ms),
+        (method, shown, status, duration_ms),
         None,
         extra={
             "method": method,
