@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from stagewise.api.logs import LogFormat
 from stagewise.cli_ingest import ingest
 from stagewise.config import Settings
 
@@ -46,6 +47,13 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     data_dir: DataDir = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            envvar="STAGEWISE_LOG_FORMAT",
+            help="json: one object per line, for log collectors; text: for reading",
+        ),
+    ] = "json",
     workers: Annotated[
         int,
         typer.Option(
@@ -64,6 +72,7 @@ def serve(
     import uvicorn
 
     from stagewise.api.app import create_app
+    from stagewise.api.logs import log_config
     from stagewise.api.memory import limit_arenas
     from stagewise.errors import InvalidRequest
     from stagewise.services.context import check_topology
@@ -84,9 +93,19 @@ def serve(
             "[yellow]STAGEWISE_ADMIN_KEY is not set: create a key with "
             "`stagewise keys create` or set that variable.[/yellow]"
         )
+    # Applied by uvicorn in each worker process; the access lines are ours (api/logs.py).
+    logs = log_config(log_format, log_level)
     if workers == 1:
         app_ = create_app(settings)
-        uvicorn.run(app_, host=host, port=port, log_level=log_level, http="httptools")
+        uvicorn.run(
+            app_,
+            host=host,
+            port=port,
+            log_level=log_level,
+            http="httptools",
+            log_config=logs,
+            access_log=False,
+        )
         return
     # Each worker process builds its app from the environment (uvicorn imports it by name).
     os.environ["STAGEWISE_WORKERS"] = str(workers)
@@ -99,6 +118,8 @@ def serve(
         port=port,
         log_level=log_level,
         http="httptools",
+        log_config=logs,
+        access_log=False,
     )
 
 

@@ -14,6 +14,7 @@ from stagewise import __version__
 from stagewise.api.errors import UnhandledErrors, install_error_handlers
 from stagewise.api.memory import Trimmer
 from stagewise.api.middleware import BodySizeLimit, RateLimit
+from stagewise.api.observability import HttpMetrics, Observe
 from stagewise.api.responses import JsonResponse
 from stagewise.api.routes import (
     adhoc,
@@ -38,6 +39,7 @@ from stagewise.pipeline.template_limits import LIMITS as template_limits
 from stagewise.services.context import open_stores
 from stagewise.services.index_builder import IndexBuilder
 from stagewise.services.ingest_runtime import make_task_queues, resubmit_unfinished
+from stagewise.services.metrics import Metrics
 from stagewise.services.startup import Reaper, recover
 
 log = logging.getLogger("stagewise")
@@ -54,10 +56,12 @@ def _bound_requests(settings: Settings) -> None:
 
 def create_app(settings: Settings) -> FastAPI:
     _bound_requests(settings)
+    # This app's own registry (services/metrics.py): never the process-global one.
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        stores = open_stores(settings)
+        stores = open_stores(settings, metrics)
         recovered = recover(stores)
         if recovered:
             log.info("replayed %d writes into the search index", recovered)
@@ -106,7 +110,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(RateLimit, enabled=settings.rate_limit_per_s > 0)
-    app.add_middleware(UnhandledErrors)  # added last: the outermost of ours
+    app.add_middleware(UnhandledErrors)
+    # Added last: the outermost of ours, so every answer above (413, 429, 500) has the id.
+    app.add_middleware(Observe, http=HttpMetrics(metrics.registry))
 
     # adhoc before retrievers: its literal paths must win over /{retriever_id}.
     for module in (

@@ -66,6 +66,8 @@ class ExecutionRecord(BaseModel):
     # Every collection a stage read (identifier as written -> "collection_id@seq" then, or
     # None if it did not exist): a stored answer is reused only while these still hold.
     read_versions: dict[str, str | None] = Field(default_factory=dict)
+    # The X-Request-ID of the request that started the run (None: recorded before 0007).
+    trace_id: str | None = None
     created_at: datetime = Field(default_factory=utc_now)
     started_at: datetime | None = None
     completed_at: datetime | None = None

@@ -17,6 +17,7 @@ from stagewise.services.cursors import CursorCodec, load_secret
 from stagewise.services.follower import IndexFollower
 from stagewise.services.limits import ExecutionSlots, RateLimiter
 from stagewise.services.live_progress import LiveProgress
+from stagewise.services.metrics import Metrics
 from stagewise.services.task_queue import TaskQueue
 from stagewise.storage.blobs import LocalBlobStore
 from stagewise.storage.cached import CachedMetadataStore
@@ -77,6 +78,8 @@ class Stores:
         default_factory=lambda: ThreadPoolExecutor(BACKGROUND_RUNS, "stagewise-exec")
     )
     closers: list[object] = field(default_factory=list)
+    # This process's Prometheus counters (services/metrics.py); the app's, when it serves.
+    metrics: Metrics = field(default_factory=Metrics)
 
     def __post_init__(self) -> None:
         self.progress = LiveProgress(self.live, self.worker_id)
@@ -146,7 +149,7 @@ def claim_worker_slot(settings: Settings) -> tuple[Settings, _SlotLock | None]:
     raise InvalidRequest(f"all {MAX_SLOTS} worker index directories under {root} are in use")
 
 
-def open_stores(settings: Settings) -> Stores:
+def open_stores(settings: Settings, metrics: Metrics | None = None) -> Stores:
     check_topology(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings, slot_lock = claim_worker_slot(settings)
@@ -210,4 +213,5 @@ def open_stores(settings: Settings) -> Stores:
         inline_reads=exclusive,
         maintenance=maintenance,
         closers=closers,
+        metrics=metrics or Metrics(),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import time
@@ -11,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from stagewise import request_id
 from stagewise.domain.filters import FilterNode
 from stagewise.domain.pipeline_records import ExecutionRecord, RetrieverRecord
 from stagewise.domain.records import NamespaceRecord
@@ -194,8 +196,11 @@ def plan(
                 return Plan(req, done=(latest, *stored_page(stores, latest, req)))
         source = None if skip_cache else _cached_run(stores, ns.namespace_id, key)
         if source is not None and _fresh(stores, source):
+            stores.metrics.cache_lookup(hit=True)
             hit = _replay(stores, source, (time.perf_counter() - started) * 1000.0)
             return Plan(req, done=(hit, *stored_page(stores, hit, req)), consistency=consistency)
+        if not skip_cache:
+            stores.metrics.cache_lookup(hit=False)
     record = ExecutionRecord(
         execution_id=new_id("exec_", 16),
         namespace_id=ns.namespace_id,
@@ -212,6 +217,7 @@ def plan(
         interpretation=interpretation,
         warnings=warnings,
         request={"pagination": body.get("pagination")},
+        trace_id=request_id.current(),
     )
     return Plan(
         req,
@@ -263,19 +269,34 @@ def start_in_background(stores: Stores, p: Plan) -> ExecutionRecord:
     stores.progress.publish(p.record)
     stores.metadata.save_execution(p.record)
     answer = p.record.model_copy(deep=True)  # the worker mutates the live record
-    stores.background.submit(_run_logged, stores, p)
+    # In a copy of the request's context: the run's logs carry the id of the request.
+    stores.background.submit(contextvars.copy_context().run, _run_logged, stores, p)
     return answer
 
 
 def _run_logged(stores: Stores, p: Plan) -> None:
     try:
-        finish(stores, p)
+        record, _, _ = finish(stores, p)
+        # Its request's access line was logged when the run was accepted: this is its end.
+        log.info(
+            "background execution %s %s",
+            record.execution_id,
+            record.status,
+            extra={
+                "execution_id": record.execution_id,
+                "execution_status": record.status,
+                "duration_ms": round(record.total_time_ms, 3),
+            },
+        )
     except Exception:  # a bug, not a run failure: keep the record honest
         log.exception("background execution %s crashed", p.record and p.record.execution_id)
         if p.record is not None:
+            counted = p.record.status in ("completed", "failed")  # run_execution counted it
             p.record.status, p.record.error = "failed", "internal error while running"
             p.record.completed_at = utc_now()
             stores.metadata.save_execution(p.record)
+            if not counted:
+                stores.metrics.finished(p.record, ran=False)
 
 
 def run_execution(
@@ -291,6 +312,23 @@ def run_execution(
     in this process (status and GET read it directly) and persisted at most every
     PROGRESS_SAVE_INTERVAL_S, so fast runs cost one write and slow ones stay observable
     from other processes too."""
+    with stores.metrics.running.track_inprogress():
+        results = _run(
+            stores, record, stages, collection_ids, request_filter, listener, consistency
+        )
+    stores.metrics.finished(record)
+    return results
+
+
+def _run(
+    stores: Stores,
+    record: ExecutionRecord,
+    stages: list[dict[str, Any]],
+    collection_ids: list[str],
+    request_filter: FilterNode | None,
+    listener: Listener | None,
+    consistency: Consistency,
+) -> list[dict[str, Any]]:
     ns = stores.metadata.get_namespace(record.namespace_id)
     record.status, record.started_at = "processing", utc_now()
     stores.progress.publish(record)
@@ -407,9 +445,11 @@ def _replay(stores: Stores, source: ExecutionRecord, lookup_ms: float) -> Execut
             "total_time_ms": lookup_ms,
             "credits_used": 0.0,
             "warnings": list(source.warnings),
+            "trace_id": request_id.current(),
         }
     )
     stores.metadata.save_execution(hit)
+    stores.metrics.finished(hit, ran=False)
     return hit
 
 
@@ -467,6 +507,7 @@ def execution_public(
         "total_stages": record.total_stages,
         "documents_retained": record.status == "completed",
         "total_returned": len(page),
+        "trace_id": record.trace_id,
     }
     if record.cached_at is not None:
         body["cached_at"] = record.cached_at

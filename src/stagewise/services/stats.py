@@ -149,6 +149,22 @@ def namespace_stats(stores: Stores, ns: NamespaceRecord) -> NamespaceStats:
 # ---- deep health
 
 
+def index_state(stores: Stores, collection_id: str) -> dict[str, Any]:
+    """One collection's shard as this worker serves it: `points`, `log_seq` against
+    `applied_seq` (how far its index follows the log, services/follower.py) and, on embedded
+    shards, `unindexed_points` (outside HNSW: searched by exact scan). A shard that does not
+    answer is `{"error": ...}`. Deep health and /metrics both read it."""
+    try:
+        entry: dict[str, Any] = {"points": stores.index.count(collection_id)}
+        entry["log_seq"] = stores.metadata.collection_signature(collection_id)
+        entry["applied_seq"] = stores.follower.applied(collection_id)
+        if stores.maintenance is not None:
+            entry["unindexed_points"] = stores.maintenance.unindexed_points(collection_id)
+    except Exception as exc:  # this shard's failure is its entry
+        return {"error": _message(exc)}
+    return entry
+
+
 def deep_health(
     stores: Stores, builder: IndexBuilder | None, *, namespace_id: str | None = None
 ) -> tuple[bool, dict[str, Any]]:
@@ -185,16 +201,8 @@ def deep_health(
         failed: dict[str, str] = {}
         for col in cols:
             cid = col.collection_id
-            entry: dict[str, Any] = {}
-            try:
-                entry["points"] = stores.index.count(cid)
-                # How far this worker's index follows the log (services/follower.py).
-                entry["log_seq"] = stores.metadata.collection_signature(cid)
-                entry["applied_seq"] = stores.follower.applied(cid)
-                if stores.maintenance is not None:
-                    entry["unindexed_points"] = stores.maintenance.unindexed_points(cid)
-            except Exception as exc:  # this shard's failure is its entry
-                entry = {"error": _message(exc)}
+            entry = index_state(stores, cid)
+            if "error" in entry:
                 failed[cid] = entry["error"]
             entry["build"] = building.get(cid)
             entry["last_build"] = builder.last_build(cid) if builder is not None else None

@@ -850,6 +850,40 @@ class MetadataStoreConformance:
         store.get_document(a.collection_id, "doc_00001")  # reads move nothing
         assert store.log_head() == head
 
+    # ---- executions
+
+    def test_execution_trace_id_round_trips(self, store: MetadataStore) -> None:
+        ns = make_namespace()
+        store.create_namespace(ns)
+        traced = ExecutionRecord(
+            execution_id="exec_traced",
+            namespace_id=ns.namespace_id,
+            mode="adhoc",
+            status="completed",
+            trace_id="req-1:a.b_c",
+            created_at=T0,
+        )
+        untraced = ExecutionRecord(
+            execution_id="exec_untraced",
+            namespace_id=ns.namespace_id,
+            mode="adhoc",
+            created_at=T0 + timedelta(seconds=1),
+        )
+        store.save_execution(traced, [])
+        store.save_execution(untraced)
+        got = store.get_execution(ns.namespace_id, "exec_traced")
+        assert got is not None and got.trace_id == "req-1:a.b_c"
+        got = store.get_execution(ns.namespace_id, "exec_untraced")
+        assert got is not None and got.trace_id is None
+        # A later save of the same run (its end) keeps the id it was started with.
+        store.save_execution(traced.model_copy(update={"status": "failed"}))
+        rows, total = store.list_executions(ns.namespace_id, retriever_id=None, mode="adhoc")
+        assert total == 2
+        assert {r.execution_id: (r.status, r.trace_id) for r in rows} == {
+            "exec_traced": ("failed", "req-1:a.b_c"),
+            "exec_untraced": ("pending", None),
+        }
+
     # ---- idempotency
 
     def test_idempotency_put_get(self, store: MetadataStore) -> None:

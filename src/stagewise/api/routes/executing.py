@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -114,7 +115,8 @@ async def _events(stores: Stores, plan: exe.Plan) -> AsyncIterator[bytes]:
         finally:
             events.put(_END)
 
-    threading.Thread(target=worker, daemon=True).start()
+    # In a copy of the request's context: the run's logs carry the id of the request.
+    threading.Thread(target=contextvars.copy_context().run, args=(worker,), daemon=True).start()
     loop = asyncio.get_running_loop()
     while True:
         item = await loop.run_in_executor(None, events.get)

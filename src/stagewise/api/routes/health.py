@@ -1,16 +1,17 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from fastapi import APIRouter, Header, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from stagewise import __version__
 from stagewise.api.deps import CurrentKey, StoresDep
 from stagewise.api.responses import JsonResponse
 from stagewise.api.schemas.responses import DeepHealthResponse, HealthResponse
 from stagewise.api.strict_json import StrictJSONRoute
+from stagewise.services.keys import authenticate
+from stagewise.services.metrics import exposition
 from stagewise.services.stats import deep_health
 
 router = APIRouter(tags=["health"], route_class=StrictJSONRoute)
@@ -37,32 +38,13 @@ def deep_health_route(request: Request, stores: StoresDep, principal: CurrentKey
     return JsonResponse(body, status_code=200 if healthy else 503)
 
 
-class _FollowerCollector:
-    """Read at scrape time from this worker's follower (services/follower.py)."""
-
-    def __init__(self, request: Request) -> None:
-        self.status = request.app.state.stores.follower.status()
-
-    def collect(self) -> Iterator[Metric]:
-        applied = CounterMetricFamily(
-            "stagewise_follower_writes_applied", "Writes this worker's index applied from the log"
-        )
-        applied.add_metric([], self.status["writes_applied"])
-        yield applied
-        lag = GaugeMetricFamily(
-            "stagewise_follower_lag_ms",
-            "Commit-to-apply lag of writes other workers made (recent samples)",
-            labels=["quantile"],
-        )
-        for quantile, key in (("0.5", "lag_ms_p50"), ("0.99", "lag_ms_p99")):
-            if self.status[key] is not None:
-                lag.add_metric([quantile], self.status[key])
-        yield lag
-
-
 @router.get("/metrics", include_in_schema=False)
-def metrics(request: Request) -> Response:
-    """Prometheus text format. Aggregates only: no tenant's ids or counts."""
-    registry = CollectorRegistry()
-    registry.register(_FollowerCollector(request))
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+def metrics(stores: StoresDep, authorization: Annotated[str | None, Header()] = None) -> Response:
+    """Prometheus text format (docs/observability.md). Anonymous: aggregates only. A key not
+    bound to a namespace (admin, or global read-only) also gets the series labelled with
+    namespace and collection ids; a bound key, like no key, the aggregates."""
+    per_collection = False
+    if authorization is not None:  # a key sent is checked: a wrong one is a 401
+        per_collection = authenticate(stores, authorization).namespace_id is None
+    body = exposition(stores.metrics, stores, per_collection=per_collection)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -331,6 +331,7 @@ def execution_status(
             "total_stages": x.total_stages,
             "error": x.error,
             "heartbeat_at": x.heartbeat_at.isoformat() if x.heartbeat_at else None,
+            "trace_id": x.trace_id,
         }
     )
 

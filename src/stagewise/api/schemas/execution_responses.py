@@ -148,6 +148,9 @@ class ExecutionResponse(BaseModel):
     explain_plan: JsonObject | None = Field(None, description="With explain")
     execution_metadata: JsonObject | None = Field(None, description="Adhoc runs")
     replay_of: str | None = Field(None, description="A replay: the execution it re-ran")
+    trace_id: str | None = Field(
+        None, description="X-Request-ID of the request that started the run (docs/observability.md)"
+    )
 
 
 class ListedPagination(BaseModel):
@@ -170,6 +173,9 @@ class ExecutionSummary(BaseModel):
     inputs_hash: str
     query_summary: str
     error: str | None
+    trace_id: str | None = Field(
+        None, description="X-Request-ID of the request that started the run (docs/observability.md)"
+    )
 
 
 class ExecutionList(BaseModel):
@@ -221,6 +227,9 @@ class ExecutionStatus(BaseModel):
     total_stages: int
     error: str | None
     heartbeat_at: str | None
+    trace_id: str | None = Field(
+        None, description="X-Request-ID of the request that started the run (docs/observability.md)"
+    )
 
 
 class StageProfile(BaseModel):

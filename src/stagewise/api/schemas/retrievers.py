@@ -130,4 +130,5 @@ def execution_summary(x: ExecutionRecord) -> dict[str, Any]:
         "inputs_hash": x.inputs_hash,
         "query_summary": query_summary(x),
         "error": x.error,
+        "trace_id": x.trace_id,
     }

@@ -25,6 +25,7 @@ _EXEC_COLUMNS = {
     "inputs_hash",
     "created_at",
     "completed_at",
+    "trace_id",
 }
 
 
@@ -136,6 +137,7 @@ class PipelineTables:
             "body": x.model_dump(mode="json", exclude=_EXEC_COLUMNS),
             "created_at": x.created_at,
             "completed_at": x.completed_at,
+            "trace_id": x.trace_id,
         }
 
     @staticmethod
@@ -150,6 +152,7 @@ class PipelineTables:
             inputs_hash=row["inputs_hash"],
             created_at=_aware(row["created_at"]),
             completed_at=_aware(row["completed_at"]),
+            trace_id=row["trace_id"],
         )
 
     def save_execution(

@@ -147,6 +147,7 @@ executions = Table(
     Column("body", JSON, nullable=False),
     Column("created_at", UtcDateTime(timezone=True), nullable=False),
     Column("completed_at", UtcDateTime(timezone=True), nullable=True),
+    Column("trace_id", String(64), nullable=True),
     Index("ix_executions_scope", "namespace_id", "retriever_id", "mode", "created_at"),
 )
 
