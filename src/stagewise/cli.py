@@ -1,5 +1,5 @@
-"""The `stagewise` command: serve | worker | keys | db | index on this machine; ingest | load
-against a server over HTTP (cli_client.py)."""
+"""The `stagewise` command: serve | worker | keys | db | index on this machine; ingest | load |
+retrievers | executions | eval against a server over HTTP (cli_client.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ import typer
 from rich.console import Console
 
 from stagewise import __version__
+from stagewise.cli_eval import eval_command
 from stagewise.cli_ingest import ingest
 from stagewise.cli_load import load
+from stagewise.cli_retrievers import executions_app, retrievers_app
 from stagewise.config import Settings
 
 if TYPE_CHECKING:
@@ -30,6 +32,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(index_app, name="index")
 app.command("ingest")(ingest)
 app.command("load")(load)
+app.add_typer(retrievers_app, name="retrievers")
+app.add_typer(executions_app, name="executions")
+app.command("eval")(eval_command)
 console = Console()
 
 

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,9 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
-from stagewise.cli import app
 from tests.conftest import ADMIN_KEY
+from tests.support.cli import new_namespace, run_cli, text_collection
 from tests.support.server import ServerHandle
 
 pytestmark = [pytest.mark.api]
@@ -37,23 +35,15 @@ DIM = 4
 @pytest.fixture
 def byo(server: ServerHandle) -> Iterator[tuple[httpx.Client, str]]:
     """A namespace with a 4-d BYO vector and a collection that takes it: no model runs."""
-    ns = f"load-{uuid.uuid4().hex[:8]}"
-    admin = server.client(ADMIN_KEY)
-    body = {"namespace_name": ns, "vector_configs": [{"name": "emb", "dimension": DIM}]}
-    admin.post("/v1/namespaces", json=body).raise_for_status()
-    http = server.client(ADMIN_KEY, namespace=ns)
+    ns, http = new_namespace(server, "load", vector_configs=[{"name": "emb", "dimension": DIM}])
     col = {"collection_name": "pts", "source": {"type": "direct_upsert"}}
     http.post("/v1/collections", json=col).raise_for_status()
     yield http, ns
     http.close()
-    admin.close()
 
 
 def invoke(server: ServerHandle, ns: str, *args: str) -> tuple[int, str]:
-    env = {"STAGEWISE_URL": server.base_url, "STAGEWISE_API_KEY": ADMIN_KEY}
-    result = CliRunner().invoke(
-        app, ["load", *args, "--namespace", ns], env=env, terminal_width=200
-    )
+    result = run_cli(server, "load", *args, "--namespace", ns)
     return result.exit_code, result.output
 
 
@@ -202,12 +192,8 @@ def test_csv_and_parquet_give_the_documents_jsonl_gives(
 
 
 def test_text_lines_are_embedded_by_the_server(server: ServerHandle, tmp_path: Path) -> None:
-    ns = f"load-{uuid.uuid4().hex[:8]}"
-    server.client(ADMIN_KEY).post("/v1/namespaces", json={"namespace_name": ns}).raise_for_status()
-    http = server.client(ADMIN_KEY, namespace=ns)
-    extractor = {"feature_extractor_name": "text_extractor", "version": "v1"}
-    body = {"collection_name": "notes", "source": {"type": "direct_upsert"}}
-    http.post("/v1/collections", json={**body, "feature_extractor": extractor}).raise_for_status()
+    ns, http = new_namespace(server, "load")
+    text_collection(http, "notes")
     data = tmp_path / "notes.jsonl"
     data.write_text(
         json.dumps({"document_id": "owl", "text": "Owls hunt at night.", "kind": "bird"})
