@@ -12,6 +12,14 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.text import Text
 
 console = Console()
@@ -97,6 +105,18 @@ def fail(message: str) -> typer.Exit:
     """Prints `message` in red (never read as markup) and returns the exit to raise."""
     console.print(Text(message, style="red"), soft_wrap=True)
     return typer.Exit(1)
+
+
+def progress_bar(*columns: ProgressColumn) -> Progress:
+    """The commands' progress bar: what, the bar, done/total, then `columns` (by default the
+    time elapsed)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *(columns or (TimeElapsedColumn(),)),
+        console=console,
+    )
 
 
 @contextmanager

@@ -18,7 +18,6 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich import box
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from stagewise.cli_client import (
@@ -29,6 +28,7 @@ from stagewise.cli_client import (
     Namespace,
     Url,
     console,
+    progress_bar,
     session,
 )
 from stagewise.cli_load import cache_state, load_file
@@ -109,14 +109,7 @@ def run_queries(
     """Each query's ranked corpus ids, and each call's wall time in ms."""
     runs: dict[str, list[str]] = {}
     times: list[float] = []
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
-    with progress:
+    with progress_bar() as progress:
         bar = progress.add_task("querying", total=len(queries))
         for qid, text in queries.items():
             body = {"inputs": {input_name: text}, "limit": K_RECALL}

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from stagewise.cli_client import (
     DEFAULT_URL,
@@ -27,6 +26,7 @@ from stagewise.cli_client import (
     Namespace,
     Url,
     console,
+    progress_bar,
     session,
 )
 
@@ -123,7 +123,7 @@ def upload(
 ) -> dict[str, str]:
     """Uploads `todo` in chunks; idempotency key -> object id of those stored."""
     stored: dict[str, str] = {}
-    with _progress() as progress:
+    with progress_bar() as progress:
         bar = progress.add_task("uploading", total=len(todo))
         for part in chunks(todo, UPLOAD_CHUNK):
             res = api.call(
@@ -141,17 +141,6 @@ def upload(
     return stored
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
-
-
 def process(
     api: Api, bucket_id: str, object_ids: list[str], collection: str | None, poll_s: float
 ) -> dict[str, Any]:
@@ -163,7 +152,7 @@ def process(
         "POST", f"/v1/buckets/{bucket_id}/batches", params={"auto_submit": "true"}, json=body
     )
     batch_path = f"/v1/buckets/{bucket_id}/batches/{batch['batch_id']}"
-    with _progress() as progress:
+    with progress_bar() as progress:
         bar = progress.add_task("processing", total=len(object_ids))
         while True:
             task = api.call("GET", f"/v1/tasks/{batch['task_id']}")

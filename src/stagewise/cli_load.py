@@ -23,16 +23,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import ProgressColumn, Task, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
 from stagewise.cli_client import (
@@ -44,6 +35,7 @@ from stagewise.cli_client import (
     Namespace,
     Url,
     console,
+    progress_bar,
     session,
 )
 from stagewise.cli_load_format import FileScan, detect_format, read_rows, scan, to_document
@@ -145,19 +137,6 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed} docs/s", style="progress.data.speed")
 
 
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        RateColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-    )
-
-
 class Sender:
     def __init__(self, api: Api, target: Target) -> None:
         self.api, self.target = api, target
@@ -204,7 +183,8 @@ def run_load(
     line = cp.line
     rows = loaded = 0
     started = time.perf_counter()
-    with progress_bar() as progress:
+    columns = (RateColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with progress_bar(*columns) as progress:
         bar = progress.add_task("loading", total=info.rows, completed=max(0, cp.line - header))
 
         def flush() -> None:
