@@ -43,6 +43,7 @@ from bench.common import (
     machine_info,
     start_server,
 )
+from stagewise.eval_metrics import dcg, ndcg_at_k, recall_at_k
 
 FEATURE_URI = "mixpeek://text_extractor@v1/all_minilm_l6_v2"
 NAMESPACE = "bench-quality"
@@ -62,40 +63,6 @@ Judgments = Mapping[str, int]  # doc id -> graded gain
 
 # ---------------------------------------------------------------------------------------------
 # metrics (pure)
-
-
-def dedupe(ranking: Iterable[str]) -> list[str]:
-    """The ranking with repeated ids removed (the first occurrence counts)."""
-    seen: set[str] = set()
-    out: list[str] = []
-    for doc in ranking:
-        if doc not in seen:
-            seen.add(doc)
-            out.append(doc)
-    return out
-
-
-def dcg(gains: Sequence[float]) -> float:
-    """Discounted cumulative gain: sum of gain / log2(rank + 1), ranks from 1."""
-    return sum(g / math.log2(i + 2) for i, g in enumerate(gains))
-
-
-def ndcg_at_k(ranking: Sequence[str], judgments: Judgments, k: int = NDCG_K) -> float | None:
-    """trec_eval ndcg_cut.k; None when the query has no relevant (gain > 0) document."""
-    ideal = sorted((g for g in judgments.values() if g > 0), reverse=True)[:k]
-    idcg = dcg(ideal)
-    if idcg <= 0:
-        return None
-    gains = [max(judgments.get(doc, 0), 0) for doc in dedupe(ranking)[:k]]
-    return dcg(gains) / idcg
-
-
-def recall_at_k(ranking: Sequence[str], judgments: Judgments, k: int = RECALL_K) -> float | None:
-    """Share of the relevant documents retrieved in the top k; None without relevant ones."""
-    relevant = {doc for doc, g in judgments.items() if g > 0}
-    if not relevant:
-        return None
-    return len(relevant & set(dedupe(ranking)[:k])) / len(relevant)
 
 
 def percentile(values: Sequence[float], p: float) -> float:

@@ -1,4 +1,5 @@
-"""The `stagewise` command: serve | worker | ingest | keys | db | index."""
+"""The `stagewise` command: serve | worker | keys | db | index on this machine; ingest | load |
+retrievers | executions | eval against a server over HTTP (cli_client.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from stagewise import __version__
 from stagewise.api.logs import LogFormat
+from stagewise.cli_eval import eval_command
 from stagewise.cli_ingest import ingest
+from stagewise.cli_load import load
+from stagewise.cli_retrievers import executions_app, retrievers_app
 from stagewise.config import Settings
 
 if TYPE_CHECKING:
@@ -27,7 +32,30 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(index_app, name="index")
 app.command("ingest")(ingest)
+app.command("load")(load)
+app.add_typer(retrievers_app, name="retrievers")
+app.add_typer(executions_app, name="executions")
+app.command("eval")(eval_command)
 console = Console()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"stagewise {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Stagewise: a self-hosted retrieval engine that speaks the Mixpeek API."""
+
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Where data lives (env STAGEWISE_DATA_DIR)")

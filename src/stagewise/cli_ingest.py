@@ -16,21 +16,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console()
+from stagewise.cli_client import (
+    DEFAULT_URL,
+    Api,
+    ApiKey,
+    CliError,
+    Namespace,
+    Url,
+    console,
+    progress_bar,
+    session,
+)
+
+IngestError = CliError  # the name this module's callers and tests know
 TEXT_SUFFIXES = frozenset({".txt", ".md"})
 SUFFIXES = TEXT_SUFFIXES | {".json"}
 UPLOAD_CHUNK = 100  # objects per POST .../objects/batch (the route's maximum)
 LIST_PAGE = 1000
 TERMINAL = frozenset({"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"})
-
-
-class IngestError(Exception):
-    """Ends the command with a message (and exit status 1)."""
 
 
 @dataclass(frozen=True)
@@ -91,30 +96,6 @@ def object_body(f: LocalFile, text_prop: str | None) -> dict[str, Any]:
     return {"blobs": [blob], "idempotency_key": f.key}
 
 
-class Api:
-    def __init__(self, url: str, api_key: str, namespace: str | None) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"}
-        if namespace:
-            headers["X-Namespace"] = namespace
-        self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=120)
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            res = self.http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise IngestError(f"cannot reach {self.http.base_url}: {exc}") from exc
-        if res.status_code >= 400:
-            try:
-                message = res.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = res.text[:500]
-            raise IngestError(f"{method} {path} -> HTTP {res.status_code}: {message}")
-        return res.json() if res.content else None
-
-    def close(self) -> None:
-        self.http.close()
-
-
 def existing_objects(api: Api, bucket_id: str) -> dict[str, str]:
     """idempotency key -> object id, for every object of the bucket that has a key."""
     found: dict[str, str] = {}
@@ -142,7 +123,7 @@ def upload(
 ) -> dict[str, str]:
     """Uploads `todo` in chunks; idempotency key -> object id of those stored."""
     stored: dict[str, str] = {}
-    with _progress() as progress:
+    with progress_bar() as progress:
         bar = progress.add_task("uploading", total=len(todo))
         for part in chunks(todo, UPLOAD_CHUNK):
             res = api.call(
@@ -160,17 +141,6 @@ def upload(
     return stored
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
-
-
 def process(
     api: Api, bucket_id: str, object_ids: list[str], collection: str | None, poll_s: float
 ) -> dict[str, Any]:
@@ -182,7 +152,7 @@ def process(
         "POST", f"/v1/buckets/{bucket_id}/batches", params={"auto_submit": "true"}, json=body
     )
     batch_path = f"/v1/buckets/{bucket_id}/batches/{batch['batch_id']}"
-    with _progress() as progress:
+    with progress_bar() as progress:
         bar = progress.add_task("processing", total=len(object_ids))
         while True:
             task = api.call("GET", f"/v1/tasks/{batch['task_id']}")
@@ -270,31 +240,17 @@ def ingest(
         Path, typer.Argument(exists=True, file_okay=False, help="Folder of .txt, .md, .json")
     ],
     bucket: Annotated[str, typer.Option(help="The bucket (name or id)")],
-    namespace: Annotated[
-        str | None, typer.Option(envvar="STAGEWISE_NAMESPACE", help="Namespace (name or id)")
-    ] = None,
+    namespace: Namespace = None,
     collection: Annotated[
         str | None,
         typer.Option(help="Only this collection (default: all sourced from the bucket)"),
     ] = None,
-    url: Annotated[str, typer.Option(envvar="STAGEWISE_URL", help="The server")] = (
-        "http://127.0.0.1:8000"
-    ),
-    api_key: Annotated[
-        str, typer.Option(envvar="STAGEWISE_API_KEY", help="API key", show_default=False)
-    ] = "",
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = "",
 ) -> None:
     """Upload a folder's .txt, .md and .json files as objects of a bucket (a rerun uploads
     only what is missing), then process them in one batch and report."""
-    if not api_key:
-        raise typer.BadParameter("set STAGEWISE_API_KEY (or --api-key)", param_hint="--api-key")
-    api = Api(url, api_key, namespace)
-    try:
+    with session(url, api_key, namespace) as api:
         summary, batch = run(path, api=api, bucket=bucket, collection=collection)
-    except IngestError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(1) from exc
-    finally:
-        api.close()
     if not report(summary, batch):
         raise typer.Exit(1)
