@@ -33,12 +33,14 @@ def browser() -> Iterator[Browser]:
 
 @dataclass
 class Tab:
-    """A page with what it asked for: every request URL and every page error."""
+    """A page with what it asked for: every request URL, every uncaught error and every
+    Content-Security-Policy refusal the console reported."""
 
     page: Page
     origin: str
     requests: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
 
     def off_origin(self) -> list[str]:
         # blob: and data: URLs are the page's own memory, not the network.
@@ -60,6 +62,10 @@ def open_tab(browser: Browser, origin: str) -> tuple[Tab, BrowserContext]:
     tab = Tab(page, origin)
     page.on("request", lambda request: tab.requests.append(request.url))
     page.on("pageerror", lambda exc: tab.errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda msg: tab.refused.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
 
     def same_origin_only(route: Route) -> None:
         url = urlsplit(route.request.url)
@@ -79,6 +85,7 @@ def tab(browser: Browser, server: ServerHandle) -> Iterator[Tab]:
     context.close()
     assert tab.off_origin() == [], "the page asked another origin"
     assert tab.errors == [], f"uncaught errors in the page: {tab.errors}"
+    assert tab.refused == [], f"the page tried what its CSP refuses: {tab.refused}"
 
 
 def screenshot(page: Page, name: str, *, full_page: bool = False) -> Path:
