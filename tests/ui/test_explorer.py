@@ -32,6 +32,9 @@ def test_sign_in_keeps_the_key_in_this_tab_only(
     page = tab.page
     page.goto(f"{server.base_url}/")
     assert page.url == f"{server.base_url}/ui/"  # GET / redirects to the explorer
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_hidden()
+    expect(page.get_by_role("navigation")).to_be_hidden()
 
     # A wrong key: the API's 401 is shown in its words.
     wrong = server.client("sk_not_a_key").get("/v1/namespaces").json()["error"]
@@ -71,8 +74,10 @@ def test_sign_in_keeps_the_key_in_this_tab_only(
     expect(stages.nth(0)).to_contain_text("rrf")
     expect(stages.nth(1)).to_contain_text("{{INPUT.year}}")
 
+    expect(page.get_by_role("navigation")).to_be_visible()
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_hidden()
     assert page.evaluate("() => sessionStorage.length") == 0
 
 
