@@ -32,6 +32,7 @@ from stagewise.api.routes import (
     tasks,
     taxonomies,
 )
+from stagewise.api.routes.ui import install_ui
 from stagewise.api.schemas.openapi import build_openapi
 from stagewise.config import Settings
 from stagewise.domain.filters import LIMITS as filter_limits
@@ -105,6 +106,9 @@ def create_app(settings: Settings) -> FastAPI:
         description="A self-hosted retrieval engine that speaks the Mixpeek API.",
         lifespan=lifespan,
         default_response_class=JsonResponse,
+        # Served from packaged files by routes/ui.py: FastAPI's own pages load a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
 
@@ -132,6 +136,7 @@ def create_app(settings: Settings) -> FastAPI:
         taxonomies,
     ):
         app.include_router(module.router)
+    install_ui(app)
 
     def openapi() -> dict[str, Any]:
         # Built once, on first request: FastAPI's schema made true (api/schemas/openapi.py).
