@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -232,8 +233,13 @@ def test_execution_lists_filter_by_time(world: tuple[httpx.Client, str]) -> None
     assert _listed(http, named, {}) == [third, second, first]
     assert _listed(http, named, {"start_time": t2}) == [third, second]
     assert _listed(http, named, {"end_time": t2}) == [second, first]
-    zulu = t2.replace("+00:00", "Z")
-    assert _listed(http, named, {"start_time": zulu, "end_time": zulu}) == [second]
+    instant = datetime.fromisoformat(t2.replace("Z", "+00:00"))
+    for spelled in (
+        instant.isoformat(),  # +00:00
+        instant.astimezone(timezone(timedelta(hours=2))).isoformat(),
+        instant.replace(tzinfo=None).isoformat(),  # no offset: UTC
+    ):
+        assert _listed(http, named, {"start_time": spelled, "end_time": spelled}) == [second]
     assert _listed(http, named, {"start_time": t3, "status": "failed"}) == []
     bad = http.post(named, json={"start_time": "yesterday"})
     assert bad.status_code == 422 and bad.json()["error"]["details"]["field"] == "start_time"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -88,13 +88,15 @@ STATUSES = ("pending", "processing", "completed", "failed")
 
 
 def time_filter(raw: Any, field: str) -> datetime | None:
-    """A list filter's ISO-8601 bound (start_time / end_time); absent or empty: no bound."""
+    """A list filter's ISO-8601 bound (start_time / end_time); absent or empty: no bound.
+    Without an offset it is UTC, as every stored time is."""
     if raw in (None, ""):
         return None
     try:
-        return datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+        when = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
     except ValueError as exc:
         raise ValidationFailed(f"{field} must be an ISO-8601 date-time", field=field) from exc
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def status_filter(status: Any) -> list[str] | None:
