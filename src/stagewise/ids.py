@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import string
@@ -13,12 +14,14 @@ from stagewise.errors import ValidationFailed
 
 _ALPHABET = string.ascii_lowercase + string.digits
 _POINT_NAMESPACE = uuid.UUID("6f1c3a52-2a43-4d0e-9a57-5b8e3c2f7d10")
+_POINT_PREFIX = _POINT_NAMESPACE.bytes
 
 PREFIXES = ("ns_", "col_", "doc_", "ret_", "exec_", "key_", "sk_")
 
 
 def new_id(prefix: str, length: int = 12) -> str:
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    # One draw from the OS's randomness, not one per character (a choice each cost ~25 us).
+    return prefix + _base36(secrets.randbelow(36**length), length)
 
 
 def _base36(value: int, width: int) -> str:
@@ -55,8 +58,14 @@ def new_api_key() -> str:
 
 
 def point_id(document_id: str) -> str:
-    """Qdrant point ids must be ints or UUIDs; document ids are strings."""
-    return str(uuid.uuid5(_POINT_NAMESPACE, document_id))
+    """Qdrant point ids must be ints or UUIDs; document ids are strings. This is uuid5 of the
+    document id, spelled out: uuid.uuid5 builds two UUID objects per call, and every search
+    maps a few hundred ids."""
+    digest = bytearray(hashlib.sha1(_POINT_PREFIX + document_id.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def utc_now() -> datetime:

@@ -160,7 +160,9 @@ def open_stores(settings: Settings, metrics: Metrics | None = None) -> Stores:
     # (namespaces, collections, retrievers) is cached in every process: workers sharing
     # PostgreSQL drop their copies on each other's NOTIFY (storage/cached.py).
     exclusive = settings.is_sqlite and settings.workers == 1
-    catalog = CachedMetadataStore(sql, announce=None if exclusive else sql.announce_catalog)
+    catalog = CachedMetadataStore(
+        sql, announce=None if exclusive else sql.announce_catalog, own_documents=exclusive
+    )
     metadata: MetadataStore = WriteBehindExecutions(catalog) if exclusive else catalog
     index, maintenance = make_search_index(settings)
     follower = IndexFollower(
