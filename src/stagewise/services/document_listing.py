@@ -150,7 +150,9 @@ def _first_in_order(
 
 
 def _key(doc: DocumentRecord, field: str, present: int, tie: int) -> tuple[Any, ...]:
-    value = get_path(document_view(doc), field)
+    # metadata paths skip building the whole view (two timestamps formatted per document)
+    view = {"metadata": doc.metadata} if field.startswith("metadata.") else document_view(doc)
+    value = get_path(view, field)
     if value is None:  # after every present value, whichever the direction
         return (1 - present, (0, 0.0), tie)
     return (present, sort_key(value), tie)
