@@ -115,3 +115,11 @@ def test_scan_cap_422_and_batch_reuses_one_residual(
         )
         assert one.status_code == 200 and one.json()["status"] == "completed", one.text
     assert value(scrape(handle), scans) == before + 3
+    # Inside a run, a refused filter fails that execution with the message; the others run.
+    mixed = http.post(
+        f"/v1/retrievers/{rid}/execute/batch",
+        json={"queries": [{"inputs": {"v": [1.0, 1.0]}, "filters": f} for f in (ends, narrowed)]},
+    )
+    failed, done = mixed.json()["results"]
+    assert failed["status"] == "failed" and "scan more than 10" in failed["error"], failed
+    assert done["status"] == "completed"
