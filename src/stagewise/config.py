@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     max_filter_depth: int = Field(default=10, ge=1, le=64)
     max_filter_conditions: int = Field(default=256, ge=1)
     max_in_values: int = Field(default=1024, ge=1)
+    # Payloads a filter's residual (ends_with, regex, ...) may scan in Python (0: no cap).
+    filter_scan_cap: int = Field(default=2_000, ge=0)
     max_template_output_chars: int = Field(default=100_000, ge=1)
     max_template_render_ms: float = Field(default=250.0, gt=0)
     max_stages: int = Field(default=32, ge=1)

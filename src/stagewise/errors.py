@@ -77,6 +77,12 @@ class ValidationFailed(StagewiseError):
     code = "validation_error"
 
 
+class FilterScanTooLarge(ValidationFailed):
+    """A filter part the engine cannot evaluate would have Python read too many payloads."""
+
+    code = "filter_scan_too_large"
+
+
 class BudgetExceeded(StagewiseError):
     status = 422
     type = "BudgetExceededError"

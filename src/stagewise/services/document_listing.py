@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import heapq
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,7 @@ KIND = "docs"
 # A sorted or filtered list has no result window, so its cursor may go past MAX_OFFSET (that
 # cap is on the offset parameter; the SDK points deep pagination at the cursor).
 _BEYOND = range(2**53)  # any position or seq JSON carries exactly
+_READ_PAGE = 1000
 
 
 @dataclass
@@ -117,37 +120,66 @@ def list_documents(stores: Stores, *, col: CollectionRecord, query: ListQuery) -
     position = _decode(stores, col, scope, "s" if by_seq else "o", query.cursor or "")
     if by_seq:
         return _list_by_seq(stores, col, query, total, scope, position)
+    start = query.offset if position is None else position
+    seen = [0]
     if filters is not None:
         ids = list(stores.index.filter_ids(col.collection_id, parse_filter(filters)))
-        docs = list(stores.metadata.get_documents(col.collection_id, ids).values())
-        if query.include_total:
-            total = len(docs)
+        docs = _counted(_documents_of(stores, col, ids), seen)
     else:
-        docs = _all_documents(stores, col)
-    docs.sort(key=lambda d: d.seq)
-    if query.sort_field is not None:
-        field = query.sort_field
-        present = [d for d in docs if get_path(document_view(d), field) is not None]
-        missing = [d for d in docs if get_path(document_view(d), field) is None]
-        present.sort(
-            key=lambda d: sort_key(get_path(document_view(d), field)), reverse=query.descending
-        )
-        docs = present + missing  # documents without the field always come last
-    start = query.offset if position is None else position
-    page = docs[start : start + query.limit]
-    has_more = start + query.limit < len(docs)
+        docs = _counted(_all_documents(stores, col), seen)
+    page = _first_in_order(docs, query.sort_field, query.descending, start + query.limit)[start:]
+    if filters is not None and query.include_total:
+        total = seen[0]
+    has_more = start + query.limit < seen[0]
     next_cursor = _encode(stores, col, scope, "o", start + query.limit) if has_more else None
     return ListResult(page, next_cursor, total, has_more)
 
 
-def _all_documents(stores: Stores, col: CollectionRecord) -> list[DocumentRecord]:
-    out: list[DocumentRecord] = []
+def _first_in_order(
+    docs: Iterable[DocumentRecord], field: str | None, descending: bool, count: int
+) -> list[DocumentRecord]:
+    """The first `count` documents in list order, holding at most `count` of them at once
+    (a heap, not a sort of the collection). The order: by the field's value (`sort_key`,
+    ascending or descending), ties and then documents without the field by insertion
+    (`seq`); with no sort field, insertion order."""
+    if field is None:
+        return heapq.nsmallest(count, docs, key=lambda d: d.seq)
+    if descending:
+        return heapq.nlargest(count, docs, key=lambda d: _key(d, field, 1, -d.seq))
+    return heapq.nsmallest(count, docs, key=lambda d: _key(d, field, 0, d.seq))
+
+
+def _key(doc: DocumentRecord, field: str, present: int, tie: int) -> tuple[Any, ...]:
+    # metadata paths skip building the whole view (two timestamps formatted per document)
+    view = {"metadata": doc.metadata} if field.startswith("metadata.") else document_view(doc)
+    value = get_path(view, field)
+    if value is None:  # after every present value, whichever the direction
+        return (1 - present, (0, 0.0), tie)
+    return (present, sort_key(value), tie)
+
+
+def _counted(docs: Iterable[DocumentRecord], seen: list[int]) -> Iterator[DocumentRecord]:
+    for doc in docs:
+        seen[0] += 1
+        yield doc
+
+
+def _documents_of(
+    stores: Stores, col: CollectionRecord, ids: list[str]
+) -> Iterator[DocumentRecord]:
+    """The documents of some ids, read 1000 at a time (those deleted meanwhile are absent)."""
+    for i in range(0, len(ids), _READ_PAGE):
+        chunk = ids[i : i + _READ_PAGE]
+        yield from stores.metadata.get_documents(col.collection_id, chunk).values()
+
+
+def _all_documents(stores: Stores, col: CollectionRecord) -> Iterator[DocumentRecord]:
     after = 0
     while True:
-        page = stores.metadata.list_documents(col.collection_id, after_seq=after, limit=1000)
-        out.extend(page.documents)
+        page = stores.metadata.list_documents(col.collection_id, after_seq=after, limit=_READ_PAGE)
+        yield from page.documents
         if page.next_after_seq is None:
-            return out
+            return
         after = page.next_after_seq
 
 

@@ -172,6 +172,13 @@ class _IndexCollector:
         from stagewise.services.collections import all_collections
         from stagewise.services.stats import index_state
 
+        scans = CounterMetricFamily(
+            "stagewise_filter_residual_scans",
+            "Payload scans of filter parts the engine cannot evaluate (ends_with, regex, ...); "
+            "an execute batch scans each distinct filter once",
+        )
+        scans.add_metric([], self.stores.index.residual_scans)
+        yield scans
         try:
             cols = all_collections(self.stores)
         except Exception:  # the store is down: the other series still answer

@@ -173,6 +173,11 @@ class SearchIndex(Protocol):
     portable part, which every transport (embedded shards, a Qdrant server) implements and
     `stagewise.testing.search_index` checks."""
 
+    # A filter part the engine cannot evaluate is scanned in Python over at most `scan_cap`
+    # candidates (0: no cap), else FilterScanTooLarge; `residual_scans` counts those scans.
+    scan_cap: int
+    residual_scans: int
+
     def close(self) -> None: ...
     def ensure_collection(self, collection: CollectionRecord) -> None: ...
     def drop_collection(self, collection_id: str) -> None: ...

@@ -32,8 +32,10 @@ from typing import Any
 import pytest
 
 from stagewise.domain.filters import OPERATORS, FilterNode, Or, iter_leaves, matches, parse_filter
+from stagewise.errors import FilterScanTooLarge
 from stagewise.storage.index.facets import FACET_SCAN_LIMIT
 from stagewise.storage.index.qdrant_filter import index_requirements, normalize_index_kind
+from stagewise.storage.index.scan import reuse_residuals
 from stagewise.storage.payload import SEQ_FIELD
 from stagewise.storage.protocols import SearchIndex, SearchRequest
 from stagewise.testing.search_index_data import (
@@ -286,6 +288,96 @@ class SearchIndexConformance:
         assert index.count(cid, news) == expected
         assert index.count(cid, Or(())) == 0  # an empty OR is false
         assert index.count(cid, _parse({"metadata.category": "no such value"})) == 0
+
+    # ---- filters the engine cannot evaluate: bounded, counted, reused within a request
+
+    def test_count_with_residual(self, index: SearchIndex) -> None:
+        cid, docs, _ = self._filter_collection(index)
+        index.scan_cap = 0
+        for raw in (
+            {"field": "metadata.category", "operator": "ends_with", "value": "s"},
+            {
+                "AND": [
+                    {"metadata.nested.level": 1},
+                    {"field": "metadata.category", "operator": "regex", "value": "^[a-n]"},
+                ]
+            },
+            {
+                "OR": [
+                    {"metadata.count": 3},
+                    {"field": "metadata.tags", "operator": "text", "value": "AL"},
+                ]
+            },
+        ):
+            node = _parse(raw)
+            expected = sum(1 for d in docs if matches(node, d))
+            assert index.count(cid, node) == expected, raw
+            index.scan_cap = len(docs)  # a cap the collection stays within changes nothing
+            assert index.count(cid, node) == expected, raw
+            index.scan_cap = 0
+
+    def test_residual_scan_cap(self, index: SearchIndex) -> None:
+        cid, docs, _ = self._filter_collection(index)
+        # regex has no engine prefilter: the candidates are exactly the native part's points
+        ends = {"field": "metadata.category", "operator": "regex", "value": "s$"}
+        wide = _parse({"AND": [{"field": "metadata.score", "operator": "gte", "value": -10}, ends]})
+        level = {"metadata.nested.level": 2}
+        narrow = _parse({"AND": [level, ends]})
+        n_level = sum(1 for d in docs if matches(_parse(level), d))
+        assert 2 < n_level < len(docs) - 2
+        index.scan_cap = n_level  # the native part narrows to exactly the cap: it runs
+        expected = {d["document_id"] for d in docs if matches(narrow, d)}
+        assert set(index.filter_ids(cid, narrow)) == expected
+        assert index.count(cid, narrow) == len(expected)
+        hits = index.scroll(cid, narrow, 100)
+        assert {h.document_id for h in hits} == expected
+        vector = unit(random.Random(3))
+        search = SearchRequest(limit=50, vector_name=TEXT_VECTOR, vector=vector, filter=narrow)
+        assert set(_ids(index.search(cid, [search])[0].hits)) == expected
+        index.scan_cap = n_level - 1  # one candidate more than the cap: refused, everywhere
+        refused: list[Callable[[], object]] = [
+            lambda: list(index.filter_ids(cid, narrow)),
+            lambda: index.count(cid, narrow),
+            lambda: index.scroll(cid, wide, 10),
+            lambda: index.facet(cid, "metadata.category", 5, wide),
+            lambda: index.search(cid, [SearchRequest(limit=5, text="cat", filter=wide)]),
+        ]
+        for call in refused:
+            with pytest.raises(FilterScanTooLarge) as info:
+                call()
+            assert info.value.code == "filter_scan_too_large"
+            assert info.value.status == 422
+            assert info.value.details["field"] == "metadata.category"
+            assert info.value.details["operator"] == "regex"
+            assert info.value.details["scan_cap"] == n_level - 1
+        index.scan_cap = 0  # no cap: every payload may be scanned
+        assert index.count(cid, wide) == sum(1 for d in docs if matches(wide, d))
+
+    def test_residuals_resolved_once_per_request(self, index: SearchIndex) -> None:
+        cid, docs, _ = self._filter_collection(index)
+        index.scan_cap = 0
+        flt = _parse({"field": "metadata.category", "operator": "regex", "value": "s$"})
+        same = _parse({"field": "metadata.category", "operator": "regex", "value": "s$"})
+        native = _parse({"metadata.nested.level": 1})
+        rng = random.Random(4)
+
+        def req(node: FilterNode) -> SearchRequest:
+            return SearchRequest(limit=5, vector_name=TEXT_VECTOR, vector=unit(rng), filter=node)
+
+        before = index.residual_scans
+        index.search(cid, [req(flt)])
+        index.search(cid, [req(same)])
+        index.search(cid, [req(native)])
+        assert index.residual_scans == before + 2  # separate requests scan again
+        with reuse_residuals():
+            first = index.search(cid, [req(flt)])[0]
+            second = index.search(cid, [req(same)])[0]  # an equal tree, another object
+            index.count(cid, flt)
+            index.search(cid, [req(native)])
+        assert index.residual_scans == before + 3
+        expected = {d["document_id"] for d in docs if matches(flt, d)}
+        assert {h.document_id for h in first.hits + second.hits} <= expected
+        assert first.filter_path == second.filter_path
 
     # ---- dense search
 

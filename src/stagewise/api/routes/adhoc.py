@@ -44,6 +44,7 @@ from stagewise.services.context import Stores
 from stagewise.services.explain import explain
 from stagewise.services.inputs import resolve_inputs
 from stagewise.services.pagination import RESULT_WINDOW
+from stagewise.storage.index.scan import reuse_residuals
 
 router = APIRouter(prefix="/v1/retrievers", tags=["retrievers"], route_class=StrictJSONRoute)
 Obj = Annotated[dict[str, Any], Body()]
@@ -202,7 +203,9 @@ def execute_batch(
     # The queries run one after another, in one of the key's execution slots.
     release = request.app.state.execution_slots.acquire(principal.key_id)
     try:
-        results = _run_batch(stores, ns, r, queries, limit)
+        # A filter the engine cannot run (ends_with, regex) is scanned once for the batch.
+        with reuse_residuals():
+            results = _run_batch(stores, ns, r, queries, limit)
     finally:
         release()
     return JsonResponse(

@@ -77,8 +77,9 @@ class EdgeSearchIndex(scan.FilterScans[Filter]):
 
     _filter_models = EDGE_MODELS
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, scan_cap: int = scan.DEFAULT_SCAN_CAP) -> None:
         self.root = root
+        self.scan_cap = scan_cap
         self.root.mkdir(parents=True, exist_ok=True)
         self._shards: dict[str, EdgeShard] = {}
         self._locks: dict[str, threading.RLock] = {}
@@ -187,7 +188,14 @@ class EdgeSearchIndex(scan.FilterScans[Filter]):
         compiled = self._compile(collection_id, flt, False)
         if compiled.residual is None:  # the engine counts it, with its payload indexes
             return int(shard.count(CountRequest(exact=True, filter=compiled.qdrant)))
-        return sum(1 for _ in self._scan(collection_id, compiled))
+        return sum(1 for _ in self.filter_ids(collection_id, flt))
+
+    def _first(
+        self, collection_id: str, compiled: CompiledFilter, limit: int, payloads: bool
+    ) -> list[Any]:
+        request = ScrollRequest(limit=limit, filter=compiled.qdrant, with_payload=payloads)
+        records, _ = self.shard(collection_id).scroll(request)
+        return list(records)
 
     def _compile(self, collection_id: str, node: Any, case_insensitive: bool) -> CompiledFilter:
         # The compiler must know the indexes: some payload index kinds change Qdrant's answers.

@@ -28,7 +28,7 @@ def make_search_index(settings: Settings) -> tuple[SearchIndex, ShardMaintenance
     if settings.vector_backend == "edge":
         from stagewise.storage.index.edge import EdgeSearchIndex
 
-        edge = EdgeSearchIndex(settings.index_dir)
+        edge = EdgeSearchIndex(settings.index_dir, scan_cap=settings.filter_scan_cap)
         return edge, edge
     if settings.vector_backend != "qdrant":  # the settings' Literal type already refuses it
         raise InvalidRequest(f"unknown vector backend {settings.vector_backend!r}")
@@ -57,4 +57,4 @@ def make_search_index(settings: Settings) -> tuple[SearchIndex, ShardMaintenance
         client = QdrantClient(path=path)
     else:
         client = QdrantClient(url=url, api_key=settings.qdrant_api_key)
-    return QdrantSearchIndex(client, url=url), None
+    return QdrantSearchIndex(client, url=url, scan_cap=settings.filter_scan_cap), None

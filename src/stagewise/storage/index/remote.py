@@ -105,8 +105,10 @@ class QdrantSearchIndex(scan.FilterScans[models.Filter]):
         *,
         exact: bool = False,
         url: str | None = None,
+        scan_cap: int = scan.DEFAULT_SCAN_CAP,
     ) -> None:
         self.client = client
+        self.scan_cap = scan_cap
         self.prefix = prefix
         self.exact = exact
         self.local = isinstance(getattr(client, "_client", None), QdrantLocal)
@@ -233,10 +235,22 @@ class QdrantSearchIndex(scan.FilterScans[models.Filter]):
         name = self._name(collection_id)
         compiled = self._compile(collection_id, flt, False) if flt is not None else None
         if compiled is not None and compiled.residual is not None:
-            return sum(1 for _ in self._scan(collection_id, compiled))
+            return sum(1 for _ in self.filter_ids(collection_id, flt))
         with self._errors.calls(collection_id):
             qfilter = compiled.qdrant if compiled is not None else None
             return int(self.client.count(name, count_filter=qfilter, exact=True).count)
+
+    def _first(
+        self, collection_id: str, compiled: CompiledFilter, limit: int, payloads: bool
+    ) -> list[Any]:
+        with self._errors.calls(collection_id):
+            records, _ = self.client.scroll(
+                self._name(collection_id),
+                scroll_filter=compiled.qdrant,
+                limit=limit,
+                with_payload=payloads,
+            )
+        return list(records)
 
     def _compile(self, collection_id: str, node: Any, case_insensitive: bool) -> CompiledFilter:
         # As on the embedded shards, the index kinds decide what is exact; our own text
