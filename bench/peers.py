@@ -24,6 +24,10 @@ at 16 client threads for --duration seconds, RSS (child process; LanceDB: this p
 and recall@10. The query phases run interleaved, A B C D A B C D ... (--rounds), so that noise
 hits every engine alike; the table shows medians over rounds, the JSON has every round.
 Results: bench/results/peers-n<N>.json and a markdown table on stdout.
+
+Set-up: ``pip install -e .[bench]`` (LanceDB), and the Chroma server in a virtualenv of its own
+(its requirements conflict with our pins): see bench/requirements-chroma.txt. Only loopback is
+used: Chroma runs with ``ANONYMIZED_TELEMETRY=False``; LanceDB on a local path sends nothing.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ REFINE_FACTOR = 50
 WARMUP = 20
 METRICS = (  # (key, label, higher is better)
     ("ingest_docs_per_s", "ingest docs/s", True),
+    ("indexed_after_s", "indexed after s", False),
     ("p50_ms", "p50 ms", False),
     ("p99_ms", "p99 ms", False),
     ("qps_16", "queries/s, 16 clients", True),
@@ -241,6 +246,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--data-root", type=Path, default=RESULTS_DIR)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--quick", action="store_true", help="5k vectors, 50 queries, 3 s, 2 rounds")
+    p.add_argument("--report", type=Path, default=None, help="re-print the table of a JSON file")
     args = p.parse_args(argv)
     if args.quick:
         args.n, args.queries, args.duration, args.rounds = 5000, 50, 3.0, 2
@@ -260,6 +266,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench import peers_engines as pe
 
     args = parse_args(argv)
+    if args.report is not None:
+        result = json.loads(args.report.read_text())
+        summarise(result)
+        print(report(result))
+        return 0
     wanted = [e for e in args.engines.split(",") if e]
     result: dict[str, Any] = {
         "benchmark": "stagewise peers (issue 14)",
@@ -336,32 +347,56 @@ def main(argv: Sequence[str] | None = None) -> int:
             if hasattr(eng, "close"):
                 eng.close()
         shutil.rmtree(root, ignore_errors=True)
+    result["load_average_end"] = load_average()
+    result["versions"] = versions()
+    summarise(result)
+    out = args.out or RESULTS_DIR / f"peers-n{args.n}.json"
+    out.write_text(json.dumps(result, indent=2, default=str))
+    print(report(result))
+    print(f"results: {out}")
+    return 0
+
+
+def ready_seconds(name: str, rec: dict[str, Any]) -> float | None:
+    """Seconds from the first document sent to an index over all of them: Stagewise's ingest
+    plus its wait for the background build, Chroma's ingest (it indexes as it adds), LanceDB's
+    table creation plus both index builds."""
+    ingest, ready = rec.get("ingest") or {}, rec.get("ready") or {}
+    if "seconds" not in ingest or name == "lancedb_refine":
+        return None
+    extra = ready.get("seconds_waited", 0.0) + ingest.get("vector_index_seconds", 0.0)
+    return round(ingest["seconds"] + extra + ingest.get("scalar_index_seconds", 0.0), 1)
+
+
+def summarise(result: dict[str, Any]) -> None:
+    """Medians over rounds, ratios to each peer and to the floor, into `result`."""
     figures: dict[str, dict[str, float | None]] = {}
     for name, rec in result["engines"].items():
         keys = ("p50_ms", "p99_ms", "qps_16", "rss_mb", "recall@10")
         med = median_rounds([{k: x.get(k) for k in keys} for x in rec["rounds"]])
-        med["ingest_docs_per_s"] = rec.get("ingest", {}).get("docs_per_s")
+        med["ingest_docs_per_s"] = (rec.get("ingest") or {}).get("docs_per_s")
+        med["indexed_after_s"] = ready_seconds(name, rec)
         figures[name] = med
     result["medians"] = figures
     result["ratios"] = ratio_table(figures)
     result["p50_over_exact"] = floor_ratios(figures)
-    result["load_average_end"] = load_average()
-    result["versions"] = versions()
-    out = args.out or RESULTS_DIR / f"peers-n{args.n}.json"
-    out.write_text(json.dumps(result, indent=2, default=str))
-    print(
-        f"N={args.n:,}, {args.queries} queries x {args.rounds} rounds, load "
-        f"{result['load_average_start']} -> {result['load_average_end']}"
-    )
-    print(markdown(figures, LABELS))
+
+
+def report(result: dict[str, Any]) -> str:
+    rounds = len(result["engines"]["exact"]["rounds"])
+    lines = [
+        f"N={result['n']:,}, {result['queries']} queries x {rounds} rounds, "
+        f"{result['clients']} clients x {result['duration_s']} s, load average "
+        f"{result['load_average_start']} -> {result['load_average_end']}",
+        markdown(result["medians"], LABELS),
+    ]
     before = result["engines"].get("stagewise", {}).get("before_build")
     if before:
-        print(
+        lines.append(
             f"Stagewise as served right after the ingest (build pending or running): p50 "
             f"{before['latency']['p50']} ms, recall@10 {before['recall@10']} over 100 queries"
         )
-    print(f"results: {out}")
-    return 0
+    return "\n".join(lines)
 
 
 def versions() -> dict[str, str | None]:

@@ -65,7 +65,16 @@ def test_markdown_has_a_row_per_engine_and_per_peer() -> None:
     }
     text = peers.markdown(figures, {"stagewise": "Stagewise"})
     lines = text.splitlines()
-    assert lines[2].startswith("| Stagewise | - | 6.00 |")
+    assert lines[2].startswith("| Stagewise | - | - | 6.00 |")
     assert lines[2].endswith("| 0.950 | 4.00x |")
-    assert "| lancedb | - | 2.00 |" in text
-    assert "| exact | - | 4.00 |" in text
+    assert "| lancedb | - | - | 2.00 |" in text
+    assert "| exact | - | - | 4.00 |" in text
+
+
+def test_ready_seconds_adds_what_each_engine_waits_for() -> None:
+    stagewise = {"ingest": {"seconds": 10.0}, "ready": {"seconds_waited": 5.5}}
+    lance = {"ingest": {"seconds": 1.0, "vector_index_seconds": 9.0, "scalar_index_seconds": 0.5}}
+    assert peers.ready_seconds("stagewise", stagewise) == 15.5
+    assert peers.ready_seconds("lancedb", lance) == 10.5
+    assert peers.ready_seconds("lancedb_refine", lance) is None  # the same table: counted once
+    assert peers.ready_seconds("exact", {}) is None
