@@ -11,6 +11,8 @@ import pytest
 from bench import peers
 from bench.common import REPO_ROOT
 
+pytestmark = [pytest.mark.unit]
+
 
 def test_importing_the_bench_does_not_import_the_peers() -> None:
     code = (
