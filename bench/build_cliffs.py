@@ -275,7 +275,7 @@ def run(
     for before, _, _ in swaps(polls):
         window = [ms for t, ms, _ in samples if t > before][:FIRST]
         if len(window) == FIRST:
-            firsts.append(dist(window))
+            firsts.append({**dist(window), "max": r3(max(window))})
     steady_d = dist(steady)
     build_d = dist(during_after) if during_after else dist(during_ingest)
     result["latency_ms"] = {

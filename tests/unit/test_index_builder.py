@@ -129,11 +129,14 @@ class Builder(IndexBuilder):
         self.begun += 1
         log = self.tmp / f"{self.begun}.log"
         log.write_text(orjson.dumps({"watermark": 1, "points": self.shard.written}).decode() + "\n")
-        build = _Build(
-            col, self.tmp / str(self.shard.written), Child(), log.open("ab"), log, 0.0,
-            self.shard.unindexed_points("c"),
-        )  # fmt: skip
-        self._running["c"] = build
+        self._running["c"] = _Build(col, self.tmp / "0", Child(), log.open("ab"), log, 0.0)
+
+    def child_loaded(self) -> None:
+        """The child has read the log: its generation holds what is written so far."""
+        build = self._running["c"]
+        build.directory = self.tmp / str(self.shard.written)
+        with build.log_path.open("ab") as f:
+            f.write(b'{"loaded": 1}\n')
 
     def child(self) -> Child:
         proc = self._running["c"].proc
@@ -141,6 +144,8 @@ class Builder(IndexBuilder):
         return proc
 
     def finish_child(self) -> None:
+        if self._running["c"].directory.name == "0":
+            self.child_loaded()
         self.child().returncode = 0
 
 
@@ -166,6 +171,7 @@ def test_a_build_started_mid_ingest_is_followed_until_the_tail_is_under_the_thre
     shard.written = 150
     builder.tick()
     assert builder.begun == 1  # mid-ingest: the first 150 points
+    builder.child_loaded()
     shard.written = 400  # the ingest goes on during the build, then stops
     builder.finish_child()
     builder.tick()
@@ -198,7 +204,14 @@ def test_a_build_that_misses_the_end_of_an_ingest_is_restarted(
     shard.written = 200
     builder.tick()
     first = builder.child()
-    shard.written = 1000  # written after the child's snapshot
+    shard.written = 400
+    builder.tick()
+    builder.tick()  # quiet, but the child is still reading the log: it gets these too
+    assert not first.killed
+    builder.child_loaded()
+    shard.written = 410
+    builder.tick()  # the builder sees the child has read the log (10 points late)
+    shard.written = 1210  # written after the child read the log
     builder.tick()
     assert not first.killed  # writes still coming: no restart
     builder.tick()  # quiet: the running build would leave 800 for another build

@@ -12,7 +12,8 @@ minus what the installed generation left out on purpose (segments under the engi
 indexing threshold), so the writes replayed at a swap count. While writes go on, a build
 starts only once the tail is also TAIL_FRACTION of the collection, which keeps the total
 build work linear; once a round sees no new writes, any tail of `min_points` is built, and a
-running build that will miss that many points is restarted rather than followed by another.
+running build that will miss that many points (written after the child finished reading the
+log) is restarted rather than followed by another.
 """
 
 from __future__ import annotations
@@ -65,7 +66,16 @@ class _Build:
     output: IO[bytes]
     log_path: Path
     started: float
-    unindexed_at_start: int  # what lies outside HNSW past this minus it, the child may miss
+    # points outside HNSW when the child had read the log: writes past that it misses
+    unindexed_at_load: int | None = None
+
+
+def _has_loaded(log_path: Path) -> bool:
+    """Whether the child has read the whole log (it then only builds HNSW)."""
+    try:
+        return b'"loaded"' in log_path.read_bytes()
+    except OSError:
+        return False
 
 
 class IndexBuilder:
@@ -139,7 +149,10 @@ class IndexBuilder:
             self._seen[cid] = unindexed
             running = self._running.get(cid)
             if running is not None:
-                if quiet and unindexed - running.unindexed_at_start >= self.min_points:
+                if running.unindexed_at_load is None and _has_loaded(running.log_path):
+                    running.unindexed_at_load = unindexed
+                missed = unindexed - (running.unindexed_at_load or unindexed)
+                if quiet and missed >= self.min_points:
                     # writes stopped, and this build misses a tail that needs another build
                     # after it: one build from now ends sooner than both
                     self._abandon(running)
@@ -213,11 +226,8 @@ class IndexBuilder:
             orjson.dumps(maintenance.extra_indexes(cid)).decode(),
         ]
         proc = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-        unindexed = maintenance.unindexed_points(cid)
         with self._lock:
-            self._running[cid] = _Build(
-                col, directory, proc, output, log_path, time.monotonic(), unindexed
-            )
+            self._running[cid] = _Build(col, directory, proc, output, log_path, time.monotonic())
         log.info("building the next index generation of %s in pid %d", cid, proc.pid)
 
     def _finish(self, build: _Build) -> dict[str, Any]:

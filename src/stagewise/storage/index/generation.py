@@ -44,6 +44,9 @@ def build_generation(
             points += len(live)
             watermark = last_seq
         loaded = time.perf_counter()
+        # the builder reads this: writes after it are no longer in this generation
+        sys.stdout.write(orjson.dumps({"loaded": points, "watermark": watermark}).decode() + "\n")
+        sys.stdout.flush()
         shard.optimize()
         shard.close()
         return {
