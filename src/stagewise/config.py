@@ -26,7 +26,8 @@ class Settings(BaseSettings):
     # New points are searched by exact scan until they are in an HNSW index. When this many
     # wait in a collection, a child process builds the shard's next generation and the server
     # swaps it in (0 disables; `stagewise index optimize` builds offline). Checked every
-    # index_build_poll_s seconds.
+    # index_build_poll_s seconds; a round that sees no new write counts as "writes stopped"
+    # (docs/architecture.md, "Index builds").
     index_build_min_points: int = Field(default=20_000, ge=0)
     index_build_poll_s: float = Field(default=5.0, gt=0)
     # Signs cursors, scroll ids and keyset markers. Unset: generated once and kept in

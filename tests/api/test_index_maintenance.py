@@ -83,6 +83,17 @@ def _internals(handle: ServerHandle) -> tuple[Any, Any, str]:
     return stores, state.index_builder, col.collection_id
 
 
+def _niceness_of_child(builder: Any, cid: str) -> int:
+    """The build child's nice value (/proc/PID/stat field 19), once it has lowered it."""
+    stat = Path(f"/proc/{builder._running[cid].proc.pid}/stat")
+    deadline = time.monotonic() + 20
+    while True:
+        nice = int(stat.read_text().rsplit(")", 1)[1].split()[16])
+        if nice != 0 or time.monotonic() > deadline:
+            return nice
+        time.sleep(0.02)
+
+
 def test_background_build_swaps_in_a_generation_and_keeps_concurrent_writes(
     fresh_server: Callable[..., ServerHandle], tmp_path: Path
 ) -> None:
@@ -99,6 +110,7 @@ def test_background_build_swaps_in_a_generation_and_keeps_concurrent_writes(
         stores.metadata.get_collection(stores.metadata.get_namespace("opt").namespace_id, cid)
     )
     assert builder.status()[cid]["state"] == "building"
+    assert _niceness_of_child(builder, cid) == 19  # the server's requests come first
     # While the child builds (it needs seconds just to start), the server keeps serving
     # and taking writes: 500 new points, and 10 deletions.
     assert _top(c, vectors[7]) == before
@@ -108,6 +120,7 @@ def test_background_build_swaps_in_a_generation_and_keeps_concurrent_writes(
         c.delete(f"/v1/collections/pts/documents/{doc_id}").raise_for_status()
     result = builder.wait(cid)
 
+    assert result["warmup"]["searches"] >= 16  # searched before it was swapped in
     assert result["points"] >= N - 10  # what the child read from the source of truth
     assert result["replayed"] >= 1  # writes after its watermark, applied at the swap
     assert builder.status() == {}

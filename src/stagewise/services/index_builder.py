@@ -3,9 +3,17 @@
 New points land in the shard's appendable segment, which is searched by exact scan (fine for
 thousands of points, ~80 ms at a million). When a collection has `min_points` points outside
 the HNSW index, a child process (stagewise.storage.index.generation) builds the next
-generation of its shard from the source of truth; the server then swaps it in under the
+generation of its shard from the source of truth; the server warms it, swaps it in under the
 collection's write lock and replays the writes that came in meanwhile. Searches never wait:
 until the swap they use the current generation.
+
+The policy (docs/architecture.md, "Index builds"): the tail is what lies outside HNSW now,
+minus what the installed generation left out on purpose (segments under the engine's
+indexing threshold), so the writes replayed at a swap count. While writes go on, a build
+starts only once the tail is also TAIL_FRACTION of the collection, which keeps the total
+build work linear; once a round sees no new writes, any tail of `min_points` is built, and a
+running build that will miss that many points (written after the child finished reading the
+log) is restarted rather than followed by another.
 """
 
 from __future__ import annotations
@@ -32,6 +40,17 @@ from stagewise.storage.protocols import ShardMaintenance
 log = logging.getLogger("stagewise.index")
 
 RETRY_AFTER_FAILURE_S = 600.0
+# While writes continue, the tail must also be this share of the collection: each build then
+# covers at least 20% more points than the last, so a steady trickle rebuilds geometrically
+# less often instead of back to back.
+TAIL_FRACTION = 0.2
+
+
+def build_due(tail: int, points: int, *, quiet: bool, min_points: int) -> bool:
+    """Whether a tail of `tail` points outside HNSW (of `points`) warrants a build now."""
+    if tail < min_points:
+        return False
+    return quiet or tail >= TAIL_FRACTION * points
 
 
 class IndexBuildFailed(StagewiseError):
@@ -47,6 +66,16 @@ class _Build:
     output: IO[bytes]
     log_path: Path
     started: float
+    # points outside HNSW when the child had read the log: writes past that it misses
+    unindexed_at_load: int | None = None
+
+
+def _has_loaded(log_path: Path) -> bool:
+    """Whether the child has read the whole log (it then only builds HNSW)."""
+    try:
+        return b'"loaded"' in log_path.read_bytes()
+    except OSError:
+        return False
 
 
 class IndexBuilder:
@@ -58,9 +87,12 @@ class IndexBuilder:
         self.min_points = min_points
         self.poll_s = poll_s
         self._running: dict[str, _Build] = {}
-        # unindexed points right after the last swap: what the engine leaves out on purpose
-        # (segments under its indexing threshold) must not trigger build after build
+        # unindexed points of the last generation itself, before the replay at its swap: what
+        # the engine leaves out on purpose (segments under its indexing threshold) must not
+        # trigger build after build; the writes replayed at the swap must
         self._baseline: dict[str, int] = {}
+        self._seen: dict[str, int] = {}  # unindexed points at the previous round
+        self.restarts = 0
         self._failed_at: dict[str, float] = {}
         self._last: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -111,21 +143,53 @@ class IndexBuilder:
             with contextlib.suppress(IndexBuildFailed):  # logged; retried later
                 self._finish(build)
         for col in all_collections(self.stores):
-            if self._due(col):
+            cid = col.collection_id
+            unindexed = self.maintenance.unindexed_points(cid)
+            quiet = self._seen.get(cid) == unindexed  # no write since the previous round
+            self._seen[cid] = unindexed
+            running = self._running.get(cid)
+            if running is not None:
+                if running.unindexed_at_load is None and _has_loaded(running.log_path):
+                    running.unindexed_at_load = unindexed
+                missed = unindexed - (running.unindexed_at_load or unindexed)
+                if quiet and missed >= self.min_points:
+                    # writes stopped, and this build misses a tail that needs another build
+                    # after it: one build from now ends sooner than both
+                    self._abandon(running)
+                    self.restarts += 1
+                else:
+                    continue
+            if self._due(col, unindexed, quiet):
                 self.begin(col)
 
-    def _due(self, col: CollectionRecord) -> bool:
+    def tail(self, collection_id: str) -> int:
+        """Points outside HNSW that a new generation would index."""
+        unindexed = self.maintenance.unindexed_points(collection_id)
+        return max(0, unindexed - self._baseline.get(collection_id, 0))
+
+    def _due(self, col: CollectionRecord, unindexed: int, quiet: bool) -> bool:
         cid = col.collection_id
-        if cid in self._running:
-            return False
         if time.monotonic() - self._failed_at.get(cid, -RETRY_AFTER_FAILURE_S) < (
             RETRY_AFTER_FAILURE_S
         ):
             return False
         if self.maintenance.needs_rebuild(cid):  # an index added after HNSW was built
             return True
-        pending = self.maintenance.unindexed_points(cid) - self._baseline.get(cid, 0)
-        return pending >= self.min_points
+        tail = max(0, unindexed - self._baseline.get(cid, 0))
+        return build_due(
+            tail, self.maintenance.points(cid), quiet=quiet, min_points=self.min_points
+        )
+
+    def _abandon(self, build: _Build) -> None:
+        cid = build.collection.collection_id
+        with self._lock:
+            self._running.pop(cid, None)
+        build.proc.kill()
+        build.proc.wait()
+        build.output.close()
+        build.log_path.unlink(missing_ok=True)
+        shutil.rmtree(build.directory, ignore_errors=True)
+        log.info("restarting the index build of %s: writes stopped past its snapshot", cid)
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Builds in progress, by collection id."""
@@ -180,12 +244,15 @@ class IndexBuilder:
             log.error("index build of %s failed (exit %s): %s", cid, build.proc.returncode, text)
             raise IndexBuildFailed(f"index build of {cid} failed: {text[-2000:]}")
         result: dict[str, Any] = orjson.loads(text.strip().splitlines()[-1])
+        # loaded and warmed before the lock: writes and searches go on meanwhile
+        result["warmup"] = self.maintenance.stage_generation(cid, build.directory)
         follower = self.stores.follower
         with follower.lock(cid):
             self.maintenance.install_generation(cid, build.directory)
+            self._baseline[cid] = self.maintenance.unindexed_points(cid)  # before the replay
             follower.forget(cid)  # the new generation's watermark is its own
             result["replayed"] = follower.catch_up(col)
-        self._baseline[cid] = self.maintenance.unindexed_points(cid)
+        result["tail"] = self.tail(cid)
         result["seconds"] = round(time.monotonic() - build.started, 3)
         self._last[cid] = result
         log.info("index generation of %s installed: %s", cid, result)

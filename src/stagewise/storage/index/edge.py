@@ -49,6 +49,7 @@ from stagewise.storage.index.qdrant_filter import (
     normalize_index_kind,
     payload_index_schema,
 )
+from stagewise.storage.index.warmup import warm_shard
 from stagewise.storage.payload import SEQ_FIELD, TEXT_FIELD
 from stagewise.storage.protocols import (
     FacetCounts,
@@ -87,13 +88,15 @@ class EdgeSearchIndex(scan.FilterScans[Filter]):
         self._schemas: dict[str, dict[str, str]] = {}  # payload index kinds, per shard
         self._retired: list[tuple[float, EdgeShard, Path]] = []
         self._late: dict[str, bool] = {}  # see needs_rebuild()
+        self._staged: dict[str, tuple[Path, EdgeShard]] = {}  # loaded, warmed, not yet served
 
     # ---- lifecycle
     def close(self) -> None:
         with self._guard:
-            for shard in self._shards.values():
+            for shard in [*self._shards.values(), *(s for _, s in self._staged.values())]:
                 shard.close()
             self._shards.clear()
+            self._staged.clear()
 
     def _pointer(self, collection_id: str) -> Path:
         return self.root / f"{collection_id}.current"
@@ -387,6 +390,9 @@ class EdgeSearchIndex(scan.FilterScans[Filter]):
         info = self.shard(collection_id).info()
         return max(0, int(info.points_count) - int(info.indexed_vectors_count))
 
+    def points(self, collection_id: str) -> int:
+        return int(self.shard(collection_id).info().points_count)
+
     def extra_indexes(self, collection_id: str) -> dict[str, str]:
         """User payload indexes (field -> kind), for building a new generation alike."""
         return {
@@ -395,12 +401,33 @@ class EdgeSearchIndex(scan.FilterScans[Filter]):
             if k not in OWN_FIELDS
         }
 
-    def install_generation(self, collection_id: str, directory: Path) -> None:
-        """Serve the shard built in `directory` from now on. The caller holds the collection's
-        write lock and replays the writes newer than the new shard's watermark. The old shard
-        is closed a little later: a search may still hold it."""
+    def stage_generation(self, collection_id: str, directory: Path) -> dict[str, Any]:
+        """Load the shard built in `directory` and warm it (storage/index/warmup.py), without
+        the collection's lock: the server serves meanwhile. install_generation() uses it."""
+        new = EdgeShard.load(str(directory))
+        have = new.info().payload_schema
+        indexes = {k: normalize_index_kind(str(v.data_type)) for k, v in have.items()}
+        warmed = warm_shard(new, {k: v for k, v in indexes.items() if k not in OWN_FIELDS})
         with self._lock(collection_id):
-            new = EdgeShard.load(str(directory))
+            previous = self._staged.pop(collection_id, None)
+            self._staged[collection_id] = (directory, new)
+        if previous is not None:
+            previous[1].close()
+        return warmed
+
+    def install_generation(self, collection_id: str, directory: Path) -> None:
+        """Serve the shard built in `directory` from now on (the one stage_generation() warmed,
+        if it was). The caller holds the collection's write lock and replays the writes newer
+        than the new shard's watermark. The old shard is closed a little later: a search may
+        still hold it."""
+        with self._lock(collection_id):
+            staged = self._staged.pop(collection_id, None)
+            if staged is not None and staged[0] == directory:
+                new = staged[1]
+            else:
+                if staged is not None:
+                    staged[1].close()
+                new = EdgeShard.load(str(directory))
             have = new.info().payload_schema
             added_late = False
             for field, kind in self.extra_indexes(collection_id).items():
