@@ -36,7 +36,6 @@ from bench.measure import (
     ADMIN_KEY,
     CACHE_DIR,
     COLLECTION,
-    FEATURE,
     PAGE,
     RESULTS_DIR,
     Client,
@@ -49,9 +48,10 @@ from bench.measure import (
 )
 from bench.perf import (
     BUILD_ENV,
-    _stage,
+    INPUT_SCHEMA,
     ingest_byo,
     many_clients,
+    retriever_stages,
     setup_collection,
     wait_for_background_build,
 )
@@ -77,38 +77,12 @@ PARTS: list[tuple[str, tuple[str, ...]]] = [
 
 
 def retriever_c(category_type: str) -> dict[str, Any]:
-    dense = {
-        "feature_uri": FEATURE,
-        "query": {"input_mode": "vector", "value": "{{INPUT.query_vector}}"},
-        "top_k": 100,
-    }
-    lexical = {
-        "feature_uri": FEATURE,
-        "query": {"input_mode": "text", "value": "{{INPUT.query_text}}"},
-        "top_k": 100,
-        "lexical": True,
-    }
+    """bench.perf's (c), its filter value templated as users write it."""
     return {
         "retriever_name": "profile-c-templated",
         "collection_identifiers": [COLLECTION],
-        "input_schema": {
-            "query_vector": {"type": "array", "required": True},
-            "query_text": {"type": "text", "required": True},
-            "category": {"type": category_type, "required": True},
-        },
-        "stages": [
-            _stage(
-                "search",
-                "feature_search",
-                {"searches": [dense, lexical], "fusion": "rrf", "final_top_k": 100},
-            ),
-            _stage(
-                "filter",
-                "attribute_filter",
-                {"field": "metadata.category", "operator": "eq", "value": "{{INPUT.category}}"},
-            ),
-            _stage("sort", "sort_attribute", {"field": "metadata.year", "direction": "desc"}),
-        ],
+        "input_schema": {**INPUT_SCHEMA, "category": {"type": category_type, "required": True}},
+        "stages": retriever_stages("c_hybrid_filter_sort", "{{INPUT.category}}"),
     }
 
 
