@@ -117,7 +117,7 @@ def _check_waterfall(page: Page, stats: dict[str, Any], total_ms: float) -> None
         offset += duration
     # Proportionality between the bars drawn above the minimum, against the widest.
     above = [(w, d) for w, d in drawn if w > 3 * min_px]
-    assert len(above) >= 2, drawn  # the slow stage and the search at least
+    assert len(above) >= 2, drawn  # the two sleepers at least
     widest, longest = max(above)
     for width, duration in above:
         assert width / widest == pytest.approx(duration / longest, abs=0.02)

@@ -48,6 +48,15 @@ STAGES: list[dict[str, Any]] = [
             "parameters": {"diversity_feature_uri": DENSE_URI, "top_k": 10, "lambda": 0.8},
         },
     },
+    # A second sleeper: two bars are always wide enough to check their proportion, however
+    # fast the search runs.
+    {
+        "stage_name": "settle",
+        "config": {
+            "stage_id": slow_stage.SlowStage.stage_id,
+            "parameters": {"total_ms": SLOW_MS * 0.3},
+        },
+    },
 ]
 
 
