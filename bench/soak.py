@@ -2,7 +2,7 @@
 
     python -m bench.soak [--minutes 10] [--clients 32] [--smoke] [--out FILE]
 
-`--smoke` (CI) runs 1 minute. The server is a child process (`python -m stagewise serve`,
+`--smoke` (CI) runs 30 seconds. The server is a child process (`python -m stagewise serve`,
 bench.common) on a fresh data dir with its defaults: the real MiniLM embedder, the per-key rate
 limit (500/s, bursts of 1,000) and 64 executions at once per key. One namespace holds a text
 collection (the server embeds every text) and a BYO-vector collection (384-d `emb` vectors,
@@ -40,7 +40,7 @@ timeline per window (requests, server cores, server CPU-ms per request, RSS, loa
 that slows by itself spends more CPU per request; one starved by other work gets fewer cores),
 and RSS growth from the end of the warm-up (the first 20% of the run, `--warmup`) to the end.
 
-Exit status: 1 on any error, or RSS growth over 10% (not in smoke mode: within one minute the
+Exit status: 1 on any error, or RSS growth over 10% (not in smoke mode: within a short run the
 server's bounded caches, such as the 5,000 executions it remembers and the 4,096 query
 embeddings, are still filling, so the figure is printed but measures the warm-up, not a leak);
 2 when the run itself fails. Drift never changes it.
@@ -765,7 +765,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--clients", type=int, default=32)
-    p.add_argument("--smoke", action="store_true", help="CI: 1 minute, 500 pre-loaded texts")
+    p.add_argument("--smoke", action="store_true", help="CI: 30 seconds, 500 pre-loaded texts")
     p.add_argument("--warmup", type=float, default=WARMUP_SHARE, help="share of the run")
     p.add_argument("--text-docs", type=int, default=None, help="pre-loaded texts (2000)")
     p.add_argument("--vector-docs", type=int, default=10_000, help="pre-loaded BYO vectors")
@@ -775,7 +775,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="JSON results file")
     args = p.parse_args(argv)
     s = Settings(
-        1.0 if args.smoke else args.minutes,
+        0.5 if args.smoke else args.minutes,
         args.clients,
         args.text_docs or (500 if args.smoke else 2000),
         args.vector_docs,
