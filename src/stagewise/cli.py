@@ -3,6 +3,7 @@ retrievers | executions | eval against a server over HTTP (cli_client.py)."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -122,33 +123,22 @@ def serve(
             "`stagewise keys create` or set that variable.[/yellow]"
         )
     # Applied by uvicorn in each worker process; the access lines are ours (api/logs.py).
-    logs = log_config(log_format, log_level)
-    if workers == 1:
-        app_ = create_app(settings)
-        uvicorn.run(
-            app_,
-            host=host,
-            port=port,
-            log_level=log_level,
-            http="httptools",
-            log_config=logs,
-            access_log=False,
-        )
-        return
-    # Each worker process builds its app from the environment (uvicorn imports it by name).
-    os.environ["STAGEWISE_WORKERS"] = str(workers)
-    os.environ["STAGEWISE_DATA_DIR"] = str(settings.data_dir.resolve())
-    uvicorn.run(
-        "stagewise.api.app:app_from_environment",
-        factory=True,
-        workers=workers,
+    run = functools.partial(
+        uvicorn.run,
         host=host,
         port=port,
         log_level=log_level,
         http="httptools",
-        log_config=logs,
+        log_config=log_config(log_format, log_level),
         access_log=False,
     )
+    if workers == 1:
+        run(create_app(settings))
+        return
+    # Each worker process builds its app from the environment (uvicorn imports it by name).
+    os.environ["STAGEWISE_WORKERS"] = str(workers)
+    os.environ["STAGEWISE_DATA_DIR"] = str(settings.data_dir.resolve())
+    run("stagewise.api.app:app_from_environment", factory=True, workers=workers)
 
 
 @app.command()

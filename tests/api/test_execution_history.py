@@ -13,13 +13,10 @@ import mixpeek
 import pytest
 
 from tests.support import slow_stage
-from tests.support.corpus import COLLECTION, seed_corpus
+from tests.support.corpus import COLLECTION, search, seed_corpus
 from tests.support.server import ServerHandle
 
 pytestmark = [pytest.mark.api]
-
-QUERY = "{{INPUT.query}}"
-DENSE = "mixpeek://text_extractor@v1/all_minilm_l6_v2"
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +43,12 @@ def _retriever(http: httpx.Client, stages: list[dict[str, Any]]) -> str:
 
 
 def _hybrid(top_k: int) -> dict[str, Any]:
-    query = {"input_mode": "text", "value": QUERY}
     return {
         "stage_name": "search",
         "config": {
             "stage_id": "feature_search",
             "parameters": {
-                "searches": [
-                    {"feature_uri": DENSE, "query": query, "top_k": 40},
-                    {"feature_uri": DENSE, "query": query, "top_k": 40, "lexical": True},
-                ],
+                "searches": [search(top_k=40), search(top_k=40, lexical=True)],
                 "fusion": "rrf",
                 "final_top_k": top_k,
             },

@@ -115,10 +115,7 @@ class CachedMetadataStore:
 
     def _drop_signatures(self) -> None:
         if self._own_documents:
-            with self._lock:
-                self._epoch += 1
-                for key in [k for k in self._cache if k[0] == _SIG]:
-                    del self._cache[key]
+            self._drop(_SIG)
 
     def create_namespace(self, ns: NamespaceRecord) -> None:
         self.inner.create_namespace(ns)

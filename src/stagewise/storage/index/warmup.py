@@ -25,18 +25,10 @@ from qdrant_edge import (
 )
 
 from stagewise.storage.index.layout import dense_search_params
+from stagewise.storage.payload import get_path
 
 WARMUP_QUERIES = 32
 _FILTERED_KINDS = ("keyword", "integer")
-
-
-def _value_at(payload: dict[str, Any], field: str) -> Any:
-    value: Any = payload
-    for part in field.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
 
 
 def warm_shard(
@@ -50,7 +42,7 @@ def warm_shard(
     for field, kind in indexes.items():
         if kind not in _FILTERED_KINDS:
             continue
-        values = {_value_at(r.payload or {}, field) for r in records}
+        values = {get_path(r.payload or {}, field) for r in records}
         usable = sorted(
             (v for v in values if isinstance(v, str | int) and not isinstance(v, bool)), key=str
         )
