@@ -49,3 +49,52 @@ def test_upgrade_from_0006_keeps_executions_and_adds_trace_id(tmp_path: Path) ->
         assert new is not None and new.trace_id == "t1"
     finally:
         store.close()
+
+
+def test_upgrade_from_0007_carries_rankings_into_chunks_and_back(tmp_path: Path) -> None:
+    """0008 moves each stored ranking from one row per document into chunks, in order, and
+    its downgrade moves them back."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    config = alembic_config(engine)
+    command.upgrade(config, "0007")
+    ranked = {"exec_a": 230, "exec_b": 1, "exec_c": 100}
+    with engine.begin() as conn:
+        for eid, n in ranked.items():
+            conn.exec_driver_sql(
+                "INSERT INTO executions (execution_id, namespace_id, retriever_id, mode, "
+                "status, inputs_hash, body, created_at) VALUES "
+                f"('{eid}', 'ns_1', NULL, 'adhoc', 'completed', 'h', '{{}}', "
+                "'2024-01-01 00:00:00')"
+            )
+            # Inserted out of order: the copy must follow positions, not insertion order.
+            for position in reversed(range(n)):
+                conn.exec_driver_sql(
+                    "INSERT INTO execution_results (execution_id, position, document) "
+                    f"VALUES ('{eid}', {position}, '{{\"document_id\": \"{eid}-{position}\"}}')"
+                )
+    command.upgrade(config, "0008")
+    engine.dispose()
+    store = SqlMetadataStore(url)
+    try:
+        for eid, n in ranked.items():
+            got = store.get_execution_results(eid, 0, 1000)
+            assert [d["document_id"] for d in got] == [f"{eid}-{i}" for i in range(n)]
+        assert store.get_execution_results("exec_a", 199, 3) == [
+            {"document_id": "exec_a-199"},
+            {"document_id": "exec_a-200"},
+            {"document_id": "exec_a-201"},
+        ]
+    finally:
+        store.close()
+    engine = make_engine(url)
+    command.downgrade(alembic_config(engine), "0007")
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT execution_id, position, document FROM execution_results "
+            "ORDER BY execution_id, position"
+        ).all()
+    engine.dispose()
+    expected = [(eid, i) for eid in sorted(ranked) for i in range(ranked[eid])]
+    assert [(eid, pos) for eid, pos, _ in rows] == expected
+    assert all(f'"{eid}-{pos}"' in doc for eid, pos, doc in rows)

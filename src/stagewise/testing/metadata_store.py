@@ -852,6 +852,28 @@ class MetadataStoreConformance:
 
     # ---- executions
 
+    def test_execution_results_read_back_any_window(self, store: MetadataStore) -> None:
+        """Windows that start, end or span anywhere in a long ranking (the SQL store keeps
+        it in chunks), and a later snapshot that is shorter replaces all of the first."""
+        ns = make_namespace()
+        store.create_namespace(ns)
+        run = ExecutionRecord(
+            execution_id="exec_long", namespace_id=ns.namespace_id, mode="adhoc", created_at=T0
+        )
+        ranking = [{"document_id": f"d{i:04d}", "score": 1.0 / (i + 1)} for i in range(257)]
+        store.save_execution(run, ranking)
+        for offset, limit in [(0, 1), (0, 100), (99, 2), (100, 100), (150, 1000), (256, 5)]:
+            got = store.get_execution_results("exec_long", offset, limit)
+            assert got == ranking[offset : offset + limit], (offset, limit)
+        assert store.get_execution_results("exec_long", 257, 10) == []
+        assert store.get_execution_results("exec_long", 5000, 10) == []
+        store.save_execution(run.model_copy(update={"status": "completed"}), ranking[:3])
+        assert store.get_execution_results("exec_long", 0, 1000) == ranking[:3]
+        assert store.get_execution_results("exec_long", 100, 10) == []
+        # A save without a snapshot (a status change) keeps the stored one.
+        store.save_execution(run.model_copy(update={"status": "failed"}))
+        assert store.get_execution_results("exec_long", 1, 5) == ranking[1:3]
+
     def test_execution_trace_id_round_trips(self, store: MetadataStore) -> None:
         ns = make_namespace()
         store.create_namespace(ns)

@@ -29,10 +29,10 @@ _EXEC_COLUMNS = {
 }
 
 
-_DELETE_RESULTS = t.execution_results.delete().where(
-    t.execution_results.c.execution_id.in_(sa.bindparam("ids", expanding=True))
+_DELETE_RESULTS = t.execution_result_chunks.delete().where(
+    t.execution_result_chunks.c.execution_id.in_(sa.bindparam("ids", expanding=True))
 )
-_INSERT_RESULTS = t.execution_results.insert()
+_INSERT_RESULTS = t.execution_result_chunks.insert()
 
 
 UNFINISHED = ("pending", "processing")
@@ -118,9 +118,8 @@ class PipelineTables:
         e = t.executions.c
         with self.engine.begin() as conn:
             ids = sa.select(e.execution_id).where(e.retriever_id == retriever_id)
-            conn.execute(
-                t.execution_results.delete().where(t.execution_results.c.execution_id.in_(ids))
-            )
+            chunks = t.execution_result_chunks
+            conn.execute(chunks.delete().where(chunks.c.execution_id.in_(ids)))
             conn.execute(t.executions.delete().where(e.retriever_id == retriever_id))
             conn.execute(t.retrievers.delete().where(t.retrievers.c.retriever_id == retriever_id))
 
@@ -179,10 +178,16 @@ class PipelineTables:
             replaced = [x.execution_id for x, results in items if results is not None]
             if replaced:
                 conn.execute(_DELETE_RESULTS, {"ids": replaced})
+            size = t.RESULT_CHUNK
             rows = [
-                {"execution_id": x.execution_id, "position": i, "document": doc}
+                {
+                    "execution_id": x.execution_id,
+                    "chunk": start // size,
+                    "documents": list(results[start : start + size]),
+                }
                 for x, results in items
-                for i, doc in enumerate(results or ())
+                if results
+                for start in range(0, len(results), size)
             ]
             if rows:
                 conn.execute(_INSERT_RESULTS, rows)
@@ -216,15 +221,20 @@ class PipelineTables:
     def get_execution_results(
         self, execution_id: str, offset: int, limit: int
     ) -> list[dict[str, Any]]:
-        r = t.execution_results.c
+        if limit <= 0:
+            return []
+        size = t.RESULT_CHUNK
+        first, last = offset // size, (offset + limit - 1) // size
+        c = t.execution_result_chunks.c
         query = (
-            sa.select(r.document)
-            .where(r.execution_id == execution_id, r.position >= offset)
-            .order_by(r.position)
-            .limit(limit)
+            sa.select(c.documents)
+            .where(c.execution_id == execution_id, c.chunk.between(first, last))
+            .order_by(c.chunk)
         )
         with self.engine.connect() as conn:
-            return [row[0] for row in conn.execute(query)]
+            documents = [doc for row in conn.execute(query) for doc in row[0]]
+        start = offset - first * size
+        return documents[start : start + limit]
 
     def list_executions(
         self,

@@ -150,11 +150,8 @@ class SqlMetadataStore(PipelineTables):
             executions = sa.select(t.executions.c.execution_id).where(
                 t.executions.c.namespace_id == namespace_id
             )
-            conn.execute(
-                t.execution_results.delete().where(
-                    t.execution_results.c.execution_id.in_(executions)
-                )
-            )
+            chunks = t.execution_result_chunks
+            conn.execute(chunks.delete().where(chunks.c.execution_id.in_(executions)))
             for table in (t.documents, t.collections, t.idempotency, t.executions, t.retrievers):
                 conn.execute(table.delete().where(table.c.namespace_id == namespace_id))
             conn.execute(t.api_keys.delete().where(t.api_keys.c.namespace_id == namespace_id))

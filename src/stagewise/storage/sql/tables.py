@@ -151,12 +151,17 @@ executions = Table(
     Index("ix_executions_scope", "namespace_id", "retriever_id", "mode", "created_at"),
 )
 
-execution_results = Table(
-    "execution_results",
+# An execution's ranked list in chunks of RESULT_CHUNK documents (positions chunk*N ..
+# chunk*N+N-1): one row per page-sized run instead of one per document, because the row
+# overhead was most of an execute's record-writing cost (docs/architecture.md, "Executions").
+RESULT_CHUNK = 100
+
+execution_result_chunks = Table(
+    "execution_result_chunks",
     metadata,
     Column("execution_id", String(64), primary_key=True),
-    Column("position", Integer, primary_key=True),
-    Column("document", JSON, nullable=False),
+    Column("chunk", Integer, primary_key=True),
+    Column("documents", JSON, nullable=False),
 )
 
 # Ingestion (storage/ingest.py). Records keep their full shape in `body`; the columns are what

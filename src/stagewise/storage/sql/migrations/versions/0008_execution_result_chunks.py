@@ -1,0 +1,92 @@
+"""An execution's ranked list is stored in chunks of 100 documents, one row each, instead of
+one row per document: the per-row cost was most of what writing an execution record cost
+(docs/architecture.md, "Executions"). Stored rankings are carried over, in order.
+
+Revision ID: 0008
+Revises: 0007
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+CHUNK = 100  # tables.RESULT_CHUNK when this revision was written; a migration never changes
+_IDS_PER_STEP = 200  # executions copied per step: memory stays bounded on a large store
+
+
+def _chunk_table() -> sa.Table:
+    return sa.Table(
+        "execution_result_chunks",
+        sa.MetaData(),
+        sa.Column("execution_id", sa.String(64), primary_key=True),
+        sa.Column("chunk", sa.Integer, primary_key=True),
+        sa.Column("documents", sa.JSON, nullable=False),
+    )
+
+
+def _row_table() -> sa.Table:
+    return sa.Table(
+        "execution_results",
+        sa.MetaData(),
+        sa.Column("execution_id", sa.String(64), primary_key=True),
+        sa.Column("position", sa.Integer, primary_key=True),
+        sa.Column("document", sa.JSON, nullable=False),
+    )
+
+
+def _copy(conn: sa.Connection, source: sa.Table, ordered_by: sa.Column[Any], convert: Any) -> None:
+    """Copy `source` into the other layout, a few executions at a time (SQLite cannot
+    interleave a streaming read with writes on one connection)."""
+    ids = [row[0] for row in conn.execute(sa.select(source.c.execution_id).distinct())]
+    for i in range(0, len(ids), _IDS_PER_STEP):
+        step = ids[i : i + _IDS_PER_STEP]
+        query = (
+            sa.select(source)
+            .where(source.c.execution_id.in_(step))
+            .order_by(source.c.execution_id, ordered_by)
+        )
+        target, rows = convert(conn.execute(query).all())
+        if rows:
+            conn.execute(target.insert(), rows)
+
+
+def upgrade() -> None:
+    conn = op.get_bind()
+    old, new = _row_table(), _chunk_table()
+    new.create(conn)
+
+    def to_chunks(rows: list[Any]) -> tuple[sa.Table, list[dict[str, Any]]]:
+        chunks: dict[tuple[str, int], list[Any]] = {}
+        for execution_id, position, document in rows:  # ordered, so lists stay in order
+            chunks.setdefault((execution_id, position // CHUNK), []).append(document)
+        return new, [
+            {"execution_id": eid, "chunk": chunk, "documents": documents}
+            for (eid, chunk), documents in chunks.items()
+        ]
+
+    _copy(conn, old, old.c.position, to_chunks)
+    old.drop(conn)
+
+
+def downgrade() -> None:
+    conn = op.get_bind()
+    old, new = _row_table(), _chunk_table()
+    old.create(conn)
+
+    def to_rows(rows: list[Any]) -> tuple[sa.Table, list[dict[str, Any]]]:
+        return old, [
+            {"execution_id": eid, "position": chunk * CHUNK + i, "document": document}
+            for eid, chunk, documents in rows
+            for i, document in enumerate(documents)
+        ]
+
+    _copy(conn, new, new.c.chunk, to_rows)
+    new.drop(conn)
