@@ -1,6 +1,7 @@
 """No drift: retriever (c) at 32 clients for 10 minutes, throughput and p99 minute by minute.
 
     python -m bench.drift [--n 100000] [--clients 32] [--minutes 10] [--window 60]
+                          [--keep-executions N]
 
 Uses bench.profile_execute's server and retriever (c) (templated filter value, skip_cache so
 every request runs). The clients run back to back in windows of --window seconds (fresh
@@ -54,7 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--window", type=float, default=60.0, help="seconds per window")
+    p.add_argument(
+        "--keep-executions",
+        type=int,
+        default=None,
+        help="the server's execution_retention_per_namespace (default: its own default)",
+    )
     args = p.parse_args(argv)
+    if args.keep_executions is not None:
+        keep = str(args.keep_executions)
+        args.server_env = {"STAGEWISE_EXECUTION_RETENTION_PER_NAMESPACE": keep}
     n_windows = max(2, round(args.minutes * 60 / args.window))
     windows: list[dict[str, Any]] = []
     with serving_c(args) as (server, rid, payloads, result):

@@ -560,7 +560,9 @@ def wait_for_background_build(base_url: str, collection_id: str, timeout: float)
         while True:
             state, _ = client.call("GET", "/v1/health/deep")
             index = state["index"][collection_id]
-            if index["last_build"] is not None and index["build"] is None:
+            # Built now, or found built at start-up (a reused data dir): nothing to wait for.
+            built = index["last_build"] is not None or index["unindexed_points"] == 0
+            if built and index["build"] is None:
                 return {
                     "seconds_until_installed": round(time.perf_counter() - t0, 1),
                     "build": index["last_build"],

@@ -182,7 +182,8 @@ def serving_c(args: argparse.Namespace) -> Iterator[tuple[Any, str, list[bytes],
         "filter": {"category": category, "share": round(share, 4), "templated": True},
         "load_average_start": load_average(),
     }
-    with start_server(data_dir, admin_key=ADMIN_KEY, env={BUILD_ENV: "1000"}) as server:
+    env = {BUILD_ENV: "1000", **getattr(args, "server_env", {})}
+    with start_server(data_dir, admin_key=ADMIN_KEY, env=env) as server:
         if fresh:
             setup_collection(server.base_url)
             log(f"ingesting {args.n:,} vectors")

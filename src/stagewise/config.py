@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     rate_limit_per_s: float = Field(default=500.0, ge=0)
     rate_limit_burst: int = Field(default=1000, ge=1)
     max_concurrent_executions: int = Field(default=64, ge=0)
+    # Execution retention (docs/limits.md): finished runs older than this many days, and
+    # those past the newest N of their namespace, are deleted with their results (0: keep).
+    execution_retention_days: float = Field(default=30.0, ge=0)
+    execution_retention_per_namespace: int = Field(default=100_000, ge=0)
+    execution_prune_every_s: float = Field(default=60.0, gt=0)
     # Scale-out (docs/scaling.md). API worker processes: more than one needs PostgreSQL
     # (database_url) and Redis (redis_url) for the state every worker shares.
     workers: int = Field(default=1, ge=1, le=64)

@@ -41,6 +41,7 @@ from stagewise.services.context import open_stores
 from stagewise.services.index_builder import IndexBuilder
 from stagewise.services.ingest_runtime import make_task_queues, resubmit_unfinished
 from stagewise.services.metrics import Metrics
+from stagewise.services.retention import Pruner
 from stagewise.services.startup import Reaper, recover
 
 log = logging.getLogger("stagewise")
@@ -86,6 +87,8 @@ def create_app(settings: Settings) -> FastAPI:
             reaper.start()
         trimmer = Trimmer()
         trimmer.start()
+        pruner = Pruner(stores)
+        pruner.start()
         gc.freeze()  # what start-up loaded lives forever: keep it out of every collection
         app.state.stores = stores
         app.state.index_builder = builder
@@ -98,6 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
             if reaper is not None:
                 reaper.stop()
             trimmer.stop()
+            pruner.stop()
             stores.close()
 
     app = FastAPI(

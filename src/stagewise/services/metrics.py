@@ -85,6 +85,12 @@ class Metrics:
             registry=r,
         )
 
+        self.pruned = Counter(
+            "stagewise_executions_pruned",
+            "Finished executions this process deleted under the retention bounds",
+            registry=r,
+        )
+
     def cache_lookup(self, hit: bool) -> None:
         (self.cache_hits if hit else self.cache_misses).inc()
 

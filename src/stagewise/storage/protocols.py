@@ -92,6 +92,12 @@ class MetadataStore(Protocol):
     # Stores each record only where the stored one is still pending or processing (a run
     # that ended meanwhile keeps its outcome); returns how many were stored.
     def close_unfinished(self, records: Sequence[ExecutionRecord]) -> int: ...
+    # Deletes up to `limit` finished runs with their results: those created before `before`,
+    # and in each namespace those past its `keep_per_namespace` newest. A run that a kept
+    # cache hit replays stays until the hit goes. Returns the ids deleted.
+    def prune_executions(
+        self, *, before: datetime | None, keep_per_namespace: int | None, limit: int
+    ) -> list[str]: ...
     def get_execution(self, namespace_id: str, execution_id: str) -> ExecutionRecord | None: ...
     def get_execution_results(
         self, execution_id: str, offset: int, limit: int

@@ -21,7 +21,7 @@ import logging
 import queue
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from stagewise.domain.pipeline_records import ExecutionRecord
@@ -84,12 +84,15 @@ class WriteBehindExecutions:
     def close_unfinished(self, records: Sequence[ExecutionRecord]) -> int:
         self.flush()  # decided against what is stored, so what is queued goes first
         stored = self.inner.close_unfinished(records)
-        with self._lock:  # memory may hold the old record: let reads go to the store
-            for x in records:
-                known = self._recent.pop(x.execution_id, None)
+        self._forget(x.execution_id for x in records)  # reads go to the store's record
+        return stored
+
+    def _forget(self, execution_ids: Iterable[str]) -> None:
+        with self._lock:
+            for execution_id in execution_ids:
+                known = self._recent.pop(execution_id, None)
                 if known is not None:
                     self._rows -= len(known[1] or ())
-        return stored
 
     def _replace(self, record: ExecutionRecord, snapshot: Results) -> None:
         with self._lock:
@@ -166,6 +169,12 @@ class WriteBehindExecutions:
     ) -> tuple[list[ExecutionRecord], int]:
         self.flush()
         return self.inner.list_executions(namespace_id, **kwargs)
+
+    def prune_executions(self, **bounds: Any) -> list[str]:
+        self.flush()  # judged against what is stored, so what is queued goes first
+        pruned = self.inner.prune_executions(**bounds)
+        self._forget(pruned)
+        return pruned
 
     # deletes cascade to executions in SQL: write what is queued first, then forget it
     def _forget_all(self) -> None:

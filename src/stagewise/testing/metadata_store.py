@@ -874,6 +874,67 @@ class MetadataStoreConformance:
         store.save_execution(run.model_copy(update={"status": "failed"}))
         assert store.get_execution_results("exec_long", 1, 5) == ranking[1:3]
 
+    def test_prune_executions_by_age_and_by_count_per_namespace(self, store: MetadataStore) -> None:
+        """Finished runs past either bound go with their results; unfinished runs, the
+        source of a kept cache hit and other namespaces' runs stay."""
+        a, b = make_namespace(), make_namespace()
+        for ns in (a, b):
+            store.create_namespace(ns)
+
+        def run(ns: NamespaceRecord, i: int, status: str = "completed", **kw: Any) -> str:
+            x = ExecutionRecord(
+                execution_id=f"exec_{ns.namespace_id}_{i:02d}",
+                namespace_id=ns.namespace_id,
+                mode="adhoc",
+                status=status,
+                created_at=T0 + timedelta(minutes=i),
+                **kw,
+            )
+            store.save_execution(x, [{"document_id": f"d{i}"}])
+            return x.execution_id
+
+        a_runs = [run(a, i) for i in range(10)]
+        a_unfinished = run(a, 11, "processing")
+        b_runs = [run(b, i) for i in range(3)]
+        # A hit at minute 12 replays a's run at minute 1: that run stays while the hit does.
+        hit = run(a, 12, cache_hit=True, source_execution_id=a_runs[1])
+
+        # By age: before minute 3 -> runs 0 and 2 of a, 0..2 of b; a_runs[1] is referenced.
+        gone = store.prune_executions(
+            before=T0 + timedelta(minutes=3), keep_per_namespace=None, limit=100
+        )
+        assert sorted(gone) == sorted([a_runs[0], a_runs[2], *b_runs])
+        assert store.get_execution(a.namespace_id, a_runs[0]) is None
+        assert store.get_execution_results(a_runs[0], 0, 10) == []
+        assert store.get_execution(a.namespace_id, a_runs[1]) is not None
+        assert store.get_execution_results(a_runs[1], 0, 10) == [{"document_id": "d1"}]
+
+        # By count: keep a's 4 newest (the hit, the unfinished run, runs 9 and 8); the
+        # limit takes them a batch at a time.
+        first = store.prune_executions(before=None, keep_per_namespace=4, limit=3)
+        rest = store.prune_executions(before=None, keep_per_namespace=4, limit=100)
+        assert len(first) == 3 and not set(first) & set(rest)
+        assert sorted(first + rest) == sorted(a_runs[3:8])
+        kept, total = store.list_executions(a.namespace_id, retriever_id=None, mode="adhoc")
+        assert total == 5
+        assert {x.execution_id for x in kept} == {
+            hit,
+            a_unfinished,
+            a_runs[9],
+            a_runs[8],
+            a_runs[1],
+        }
+        assert store.prune_executions(before=None, keep_per_namespace=4, limit=100) == []
+
+        # Once the hit is gone, the run it replayed can go too (in the next round).
+        late = T0 + timedelta(minutes=13)
+        gone = store.prune_executions(before=late, keep_per_namespace=None, limit=100)
+        assert sorted(gone) == sorted([hit, a_runs[8], a_runs[9]])
+        gone = store.prune_executions(before=late, keep_per_namespace=None, limit=100)
+        assert gone == [a_runs[1]]
+        kept, total = store.list_executions(a.namespace_id, retriever_id=None, mode="adhoc")
+        assert [x.execution_id for x in kept] == [a_unfinished]
+
     def test_execution_trace_id_round_trips(self, store: MetadataStore) -> None:
         ns = make_namespace()
         store.create_namespace(ns)

@@ -26,6 +26,7 @@ _EXEC_COLUMNS = {
     "created_at",
     "completed_at",
     "trace_id",
+    "source_execution_id",
 }
 
 
@@ -137,6 +138,7 @@ class PipelineTables:
             "created_at": x.created_at,
             "completed_at": x.completed_at,
             "trace_id": x.trace_id,
+            "source_execution_id": x.source_execution_id,
         }
 
     @staticmethod
@@ -152,6 +154,7 @@ class PipelineTables:
             created_at=_aware(row["created_at"]),
             completed_at=_aware(row["completed_at"]),
             trace_id=row["trace_id"],
+            source_execution_id=row["source_execution_id"],
         )
 
     def save_execution(
@@ -208,6 +211,65 @@ class PipelineTables:
                 )
                 stored += result.rowcount
         return stored
+
+    def prune_executions(
+        self, *, before: datetime | None, keep_per_namespace: int | None, limit: int
+    ) -> list[str]:
+        e = t.executions.c
+        hits = t.executions.alias("hits")
+        # Finished runs only, and never one that a kept cache hit reads its results from.
+        prunable = (
+            e.status.in_(("completed", "failed")),
+            ~sa.exists().where(hits.c.source_execution_id == e.execution_id),
+        )
+        with self.log_engine.begin() as conn:
+            ids: list[str] = []
+            if before is not None:
+                query = sa.select(e.execution_id).where(e.created_at < before, *prunable)
+                ids += conn.execute(query.limit(limit)).scalars()
+            if keep_per_namespace is not None:
+                crowded = (
+                    sa.select(e.namespace_id)
+                    .group_by(e.namespace_id)
+                    .having(sa.func.count() > keep_per_namespace)
+                )
+                for namespace_id in conn.execute(crowded).scalars().all():
+                    if len(ids) >= limit:
+                        break
+                    ids += self._past_newest(
+                        conn, namespace_id, keep_per_namespace, prunable, limit - len(ids)
+                    )
+            doomed = list(dict.fromkeys(ids))[:limit]
+            if doomed:
+                conn.execute(_DELETE_RESULTS, {"ids": doomed})
+                conn.execute(t.executions.delete().where(e.execution_id.in_(doomed)))
+        return doomed
+
+    @staticmethod
+    def _past_newest(
+        conn: sa.Connection,
+        namespace_id: str,
+        keep: int,
+        prunable: tuple[Any, ...],
+        limit: int,
+    ) -> list[str]:
+        """A namespace's prunable runs older than its `keep` newest."""
+        e = t.executions.c
+        cutoff = conn.execute(
+            sa.select(e.created_at, e.execution_id)
+            .where(e.namespace_id == namespace_id)
+            .order_by(e.created_at.desc(), e.execution_id.desc())
+            .offset(keep)
+            .limit(1)
+        ).first()
+        if cutoff is None:
+            return []
+        older = sa.or_(
+            e.created_at < cutoff.created_at,
+            sa.and_(e.created_at == cutoff.created_at, e.execution_id <= cutoff.execution_id),
+        )
+        query = sa.select(e.execution_id).where(e.namespace_id == namespace_id, older, *prunable)
+        return list(conn.execute(query.limit(limit)).scalars())
 
     def get_execution(self, namespace_id: str, execution_id: str) -> ExecutionRecord | None:
         e = t.executions.c

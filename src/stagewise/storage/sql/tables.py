@@ -148,7 +148,11 @@ executions = Table(
     Column("created_at", UtcDateTime(timezone=True), nullable=False),
     Column("completed_at", UtcDateTime(timezone=True), nullable=True),
     Column("trace_id", String(64), nullable=True),
+    # The run a cache hit replays: retention keeps it while a hit reads its results.
+    Column("source_execution_id", String(64), nullable=True),
     Index("ix_executions_scope", "namespace_id", "retriever_id", "mode", "created_at"),
+    Index("ix_executions_age", "namespace_id", "created_at"),
+    Index("ix_executions_source", "source_execution_id"),
 )
 
 # An execution's ranked list in chunks of RESULT_CHUNK documents (positions chunk*N ..

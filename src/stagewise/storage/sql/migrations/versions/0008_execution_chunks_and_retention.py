@@ -2,6 +2,10 @@
 one row per document: the per-row cost was most of what writing an execution record cost
 (docs/architecture.md, "Executions"). Stored rankings are carried over, in order.
 
+For execution retention: `source_execution_id` becomes a column (filled from each record's
+body), so a run that a kept cache hit replays is not deleted under it; and an index on
+(namespace_id, created_at) finds a namespace's oldest runs.
+
 Revision ID: 0008
 Revises: 0007
 """
@@ -74,10 +78,23 @@ def upgrade() -> None:
 
     _copy(conn, old, old.c.position, to_chunks)
     old.drop(conn)
+    op.add_column("executions", sa.Column("source_execution_id", sa.String(64), nullable=True))
+    from_body = (
+        "body ->> 'source_execution_id'"
+        if conn.dialect.name == "postgresql"
+        else "json_extract(body, '$.source_execution_id')"
+    )
+    op.execute(f"UPDATE executions SET source_execution_id = {from_body}")
+    op.create_index("ix_executions_age", "executions", ["namespace_id", "created_at"])
+    op.create_index("ix_executions_source", "executions", ["source_execution_id"])
 
 
 def downgrade() -> None:
     conn = op.get_bind()
+    op.drop_index("ix_executions_source", "executions")
+    op.drop_index("ix_executions_age", "executions")
+    with op.batch_alter_table("executions") as batch:
+        batch.drop_column("source_execution_id")
     old, new = _row_table(), _chunk_table()
     old.create(conn)
 
