@@ -6,8 +6,10 @@
 Uses bench.profile_execute's server and retriever (c) (templated filter value, skip_cache so
 every request runs). The clients run back to back in windows of --window seconds (fresh
 connections each window); after each window the server's RSS, its CPU-ms per execution and
-the size of its data directory are sampled. Drift is the last window against the first:
-throughput ratio and p99 ratio (target: within 5%), plus RSS growth.
+the size of its data directory are sampled. Drift is the second half of the run against the first
+(mean throughput and mean p99; target: within 5%), with the least-squares trend over the
+windows (% of the mean per window), the window-to-window spread (CV), and the last window
+against the first.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from bench.measure import load_average, log, r3, rss_bytes
 from bench.perf import many_clients
@@ -39,7 +43,31 @@ def drift(windows: list[dict[str, Any]]) -> dict[str, Any]:
             x, y = a[key], b[key]
         return r3(y / x) if x else None
 
+    def trend(values: list[float]) -> float | None:
+        """Least-squares slope over the windows, as % of the mean per window: a window's
+        noise moves it little, a steady decline shows."""
+        if len(values) < 3 or not np.mean(values):
+            return None
+        slope = float(np.polyfit(np.arange(len(values)), values, 1)[0])
+        return r3(100 * slope / float(np.mean(values)))
+
+    def halves(values: list[float]) -> float | None:
+        """Mean of the second half of the windows over the first half's."""
+        half = len(values) // 2
+        first_half = float(np.mean(values[:half]))
+        return r3(float(np.mean(values[half:])) / first_half) if first_half else None
+
+    qps = [w["executions_per_s"] for w in windows]
     return {
+        "throughput_second_half_over_first": halves(qps),
+        "p99_second_half_over_first": halves([w["wall_ms"]["p99"] for w in windows]),
+        "throughput_trend_pct_per_window": trend(qps),
+        "p99_trend_pct_per_window": trend([w["wall_ms"]["p99"] for w in windows]),
+        "throughput_cv_pct": r3(
+            100
+            * float(np.std([w["executions_per_s"] for w in windows]))
+            / float(np.mean([w["executions_per_s"] for w in windows]))
+        ),
         "throughput_last_over_first": ratio(first, last, "executions_per_s"),
         "throughput_last_over_second": ratio(second, last, "executions_per_s"),
         "p99_last_over_first": ratio(first, last, "p99"),
