@@ -89,6 +89,8 @@ BAD_VALUES = {
     "Infinity": ("[1, -Infinity]", "metadata.x[1]"),
     "overflowing float": ("1e400", "metadata.x"),
     "64-bit overflow": ("123456789012345678901234567890", "metadata.x"),
+    # Past int64 but within uint64, in a list of numbers (the shape of a vector).
+    "64-bit overflow in numbers": ("[0.5, 9223372036854775808]", "metadata.x[1]"),
     "lone surrogate": ('"\\ud800"', "metadata.x"),
     "300 levels": (NESTED, "metadata.x.a.a"),
 }

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from stagewise.errors import ValidationFailed
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -112,10 +114,53 @@ def check_json_value(value: Any, limits: JsonLimits, root: tuple[str | int, ...]
             raise _refuse(parts, f"{node.literal} {node.why}")
 
 
+_HUGE = 2.0**63
+
+
+def _has_huge_number(value: Any) -> bool:
+    """Whether a number of magnitude 2**63 or more sits anywhere in the value. orjson reads
+    an integer past 64 bits as a float without a word (and one past int64 as an int), so
+    such a body takes the stdlib's path, whose hook refuses an integer by name and keeps a
+    float literal such as 1e19."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            if node and _flat_numbers(node):
+                if max(node) >= _HUGE or min(node) <= -_HUGE:  # C speed over a vector
+                    return True
+            else:
+                stack.extend(node)
+        elif isinstance(node, int | float) and abs(node) >= _HUGE:
+            return True
+    return False
+
+
+def _fast_parse(body: bytes) -> Any:
+    """orjson where it parses exactly what the stdlib would (4-5x faster on vector batches);
+    _SLOW where it refuses the body or might read it differently, so the stdlib's path gives
+    the precise answer (NaN, 1e400, lone surrogates, UTF-16 bodies, over-deep nesting, huge
+    integers)."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _SLOW
+    return _SLOW if _has_huge_number(value) else value
+
+
+_SLOW = object()
+
+
 def parse_request_json(body: bytes, limits: JsonLimits) -> Any:
     """A request body parsed and checked (see the module doc). Malformed JSON raises
     json.JSONDecodeError as the stdlib does; over-deep nesting that the parser itself cannot
     descend is refused with the same 422."""
+    value = _fast_parse(body)
+    if value is not _SLOW:
+        check_json_value(value, limits)
+        return value
     try:
         value = json.loads(body, parse_constant=_constant, parse_int=_integer)
     except RecursionError as exc:

@@ -46,10 +46,12 @@ def _checked_vector(name: str, values: Any, storage_name: str, dims: int) -> lis
             expected=dims,
             received=int(arr.shape[0]),
         )
-    floats = arr.astype(np.float64, copy=False)
-    if not np.isfinite(floats).all():
+    if not np.isfinite(arr).all():
         raise ValidationFailed(f"Vector '{name}' contains NaN or infinity", vector=name)
-    result: list[float] = floats.tolist()
+    if arr.dtype == np.float64:
+        same: list[float] = values  # already a list of Python floats: no second copy
+        return same
+    result: list[float] = arr.astype(np.float64).tolist()
     return result
 
 
