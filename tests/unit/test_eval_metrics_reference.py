@@ -13,12 +13,11 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import ir_measures
 import pytest
+from ir_measures import AP, RR, P, R, SetF, SetP, SetR, nDCG
 
-ir_measures = pytest.importorskip("ir_measures")
-from ir_measures import AP, RR, SetF, SetP, SetR, P, R, nDCG  # noqa: E402
-
-from stagewise.eval_metrics import (  # noqa: E402
+from stagewise.eval_metrics import (
     average_precision,
     f_beta,
     judged_queries,
