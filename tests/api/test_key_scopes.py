@@ -45,6 +45,8 @@ READ_POSTS = {
     # Taxonomy executes validate on samples and store nothing.
     "/v1/taxonomies/{taxonomy_identifier}/execute",
     "/v1/taxonomies/execute/{taxonomy_identifier}",
+    # A pure computation on the body.
+    "/v1/evaluations/score",
 }
 
 

@@ -24,6 +24,7 @@ from stagewise.api.routes import (
     byo,
     collections,
     documents,
+    evaluations,
     health,
     keys,
     namespaces,
@@ -138,6 +139,7 @@ def create_app(settings: Settings) -> FastAPI:
         batches,
         tasks,
         taxonomies,
+        evaluations,
     ):
         app.include_router(module.router)
     install_ui(app)

@@ -54,6 +54,8 @@ _READ_POSTS = frozenset(
         # Taxonomy executes validate on samples and store nothing.
         "/v1/taxonomies/{taxonomy_identifier}/execute",
         "/v1/taxonomies/execute/{taxonomy_identifier}",
+        # Scoring is a pure computation on the body: it reads and stores nothing.
+        "/v1/evaluations/score",
     }
 )
 
