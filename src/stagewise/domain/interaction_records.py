@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from stagewise.ids import utc_now
 
@@ -57,6 +57,41 @@ class InteractionRecord(BaseModel):
     feature_uri: str | None = None
     occurred_at: datetime | None = None
     created_at: datetime = Field(default_factory=utc_now)
+
+
+# Bounds of what a store column holds (docs/limits.md): past them a 422, never a 500.
+MAX_POSITION = 1_000_000
+MAX_ID = 255
+
+
+class InteractionInput(BaseModel):
+    """One interaction as a client sends it (SearchInteraction); unknown keys are kept in
+    model_extra so the answer can name them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    feature_id: str = Field(
+        min_length=1,
+        max_length=MAX_ID,
+        validation_alias=AliasChoices("feature_id", "document_id"),
+        description="The document interacted with (`document_id` is accepted as an alias)",
+    )
+    interaction_type: list[InteractionType] = Field(min_length=1, max_length=32)
+    position: int = Field(ge=0, le=MAX_POSITION, description="0-indexed rank in the results")
+    metadata: dict[str, Any] | None = None
+    user_id: str | None = Field(None, max_length=MAX_ID)
+    session_id: str | None = Field(None, max_length=MAX_ID)
+    execution_id: str | None = Field(
+        None, max_length=MAX_ID, description="Required when retriever_id is set"
+    )
+    retriever_id: str | None = Field(None, max_length=MAX_ID)
+    query_snapshot: dict[str, Any] | None = None
+    document_score: float | None = Field(None, allow_inf_nan=False)
+    result_set_size: int | None = Field(None, ge=0, le=MAX_POSITION)
+    feature_uri: str | None = Field(None, max_length=1024)
+    occurred_at: datetime | None = Field(
+        None, description="Backfill only: naive is UTC, a future instant is clamped to now"
+    )
 
 
 # What a listing may sort by: the record's own columns.
