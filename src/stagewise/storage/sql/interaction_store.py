@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,10 +25,6 @@ _COLUMNS = {
 }
 _I = t.retriever_interactions
 _T = t.retriever_interaction_types
-
-
-def _aware(ts: datetime | None) -> datetime | None:
-    return ts if ts is None or ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
 def _sort_key(field: str) -> Any:
@@ -59,12 +54,8 @@ class InteractionTables:
 
     @staticmethod
     def _interaction_from_row(row: RowMapping) -> InteractionRecord:
-        return InteractionRecord(
-            **row["body"],
-            **{k: row[k] for k in _COLUMNS if k not in ("occurred_at", "created_at")},
-            occurred_at=_aware(row["occurred_at"]),
-            created_at=_aware(row["created_at"]),
-        )
+        # UtcDateTime reads back aware UTC on every backend.
+        return InteractionRecord(**row["body"], **{k: row[k] for k in _COLUMNS})
 
     def create_interactions(self, items: Sequence[InteractionRecord]) -> None:
         if not items:
