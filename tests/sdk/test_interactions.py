@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -66,7 +67,10 @@ class World:
 
     def listed(self, space: Space | None = None, **filters: Any) -> list[str]:
         page = self.api(space).list_interactions_retrievers(
-            limit=1000, list_interactions_request=ListInteractionsRequest(**filters)
+            # from_dict, as a user with JSON filters writes it (the constructor drops a
+            # plain-dict AND list's conditions to None)
+            limit=1000,
+            list_interactions_request=ListInteractionsRequest.from_dict(filters),
         )
         return [r.interaction_id for r in page.results]
 
@@ -149,9 +153,19 @@ def test_batch_list_filters_sort_and_pages(world: World) -> None:
     ]
     batch = BulkInteractionsRequest(
         interactions=[
-            click(d, p, x, types=t, session_id=session, user_id=f"u{p % 2}") for d, p, x, t in plan
+            click(
+                d,
+                p,
+                x,
+                types=t,
+                session_id=session,
+                user_id=f"u{p % 2}",
+                metadata={"device": "Mobile app" if p % 2 else "desktop", "n": p},
+            )
+            for d, p, x, t in plan
         ]
     )
+    made_at = datetime.now(UTC).isoformat()
     made = world.api().create_interactions_bulk_retrievers_batch(batch)
     assert (made.created, made.failed) == (5, 0)
     ids = [r.interaction_id for r in made.results or []]
@@ -171,6 +185,20 @@ def test_batch_list_filters_sort_and_pages(world: World) -> None:
     assert set(world.listed(retriever_id=world.retriever_id, session_id=session)) == set(ids)
     assert world.listed(session_id=session, interaction_type="share") == []
     assert world.counts(first) == {"view": 2, "click": 1, "positive_feedback": 1}
+
+    # LogicalOperator filters over the interaction's fields, and a metadata search
+    near_clicks = {
+        "AND": [
+            {"field": "position", "operator": "lte", "value": 1},
+            {"field": "interaction_type", "operator": "in", "value": ["click", "purchase"]},
+        ]
+    }
+    assert set(world.listed(session_id=session, filters=near_clicks)) == {ids[1], ids[3]}
+    since = {"field": "timestamp", "operator": "gte", "value": made_at}
+    assert set(world.listed(session_id=session, filters=since)) == set(ids)
+    assert world.listed(session_id=session, filters={"metadata.n": 3}) == [ids[4]]
+    assert set(world.listed(session_id=session, search="MOBILE")) == {ids[1], ids[4]}
+    assert world.listed(session_id=session, search="tablet") == []
 
     # pages of 2, newest first, with totals; the deprecated `items` mirrors `results`
     seen: list[str] = []
@@ -302,8 +330,8 @@ def test_bad_input_is_a_clear_4xx_and_writes_nothing(world: World) -> None:
         assert err["details"]["index"] == 2
         error(http.post("/v1/retrievers/interactions/batch", json={"interactions": []}), 422)
         for listing, status in (
-            ({"filters": {"position": {"lte": 5}}}, 422),
-            ({"search": "mobile"}, 422),
+            ({"filters": {"position": {"lte": 5}}}, 422),  # not the filter language
+            ({"filters": {"field": "position", "operator": "near", "value": 1}}, 422),
             ({"sort": {"field": "metadata.device"}}, 422),
             ({"interaction_type": "telepathy"}, 422),
         ):
@@ -311,3 +339,31 @@ def test_bad_input_is_a_clear_4xx_and_writes_nothing(world: World) -> None:
         error(http.post("/v1/retrievers/interactions/list", params={"after": "x"}, json={}), 400)
     assert world.counts(execution_id) == {}
     assert world.listed(execution_id=execution_id) == []
+
+
+@pytest.mark.inprocess  # a server of its own, with a small scan cap
+def test_filters_scan_at_most_the_cap(fresh_server: Any) -> None:
+    handle = fresh_server(embedder="hash", filter_scan_cap=3)
+    space = Space(handle)
+    space.collection("gear")
+    docs = space.add("gear", [{"text": t} for t in TEXTS])
+    session = "sess-cap"
+    batch = [
+        click(d, i, None, session_id=session if i < 3 else "other", metadata={"i": i})
+        for i, d in enumerate(docs)
+    ]
+    api = mixpeek.RetrieverInteractionsApi(space.client())
+    api.create_interactions_bulk_retrievers_batch(BulkInteractionsRequest(interactions=batch))
+    flt = {"field": "metadata.i", "operator": "gte", "value": 1}
+
+    def listed(**kw: Any) -> list[int]:
+        body = ListInteractionsRequest.from_dict(kw)
+        got = api.list_interactions_retrievers(list_interactions_request=body)
+        return sorted(r.metadata["i"] for r in got.results)
+
+    assert listed(session_id=session, filters=flt) == [1, 2]  # 3 scanned: at the cap
+    assert listed(session_id=session, search="zzz") == []
+    with handle.client(handle.admin_key, space.name) as http:
+        resp = http.post("/v1/retrievers/interactions/list", json={"filters": flt})
+    assert error(resp, 422)["code"] == "filter_scan_too_large"  # 4 to scan: refused
+    assert listed() == [0, 1, 2, 3]  # a plain list is never capped

@@ -4,10 +4,11 @@ namespace's executions, documents and interactions read as unknown (404)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, timedelta
 from typing import Any
 
+from stagewise.domain.filters import matches, parse_filter
 from stagewise.domain.interaction_records import (
     QUERY_LEVEL_TYPES,
     SORT_FIELDS,
@@ -17,7 +18,7 @@ from stagewise.domain.interaction_records import (
 )
 from stagewise.domain.pipeline_records import ExecutionRecord
 from stagewise.domain.records import NamespaceRecord
-from stagewise.errors import NotFound, ValidationFailed
+from stagewise.errors import FilterScanTooLarge, NotFound, ValidationFailed
 from stagewise.ids import new_id, utc_now
 from stagewise.services.context import Stores
 from stagewise.services.execute import lookup
@@ -204,9 +205,62 @@ def query_of(
 
 
 def listing(
-    stores: Stores, ns: NamespaceRecord, query: InteractionQuery, *, limit: int, offset: int
+    stores: Stores,
+    ns: NamespaceRecord,
+    query: InteractionQuery,
+    *,
+    limit: int,
+    offset: int,
+    filters: Any = None,
+    search: str | None = None,
 ) -> tuple[list[InteractionRecord], int]:
-    return stores.metadata.list_interactions(ns.namespace_id, query, limit=limit, offset=offset)
+    """A page and the total. `filters` (a LogicalOperator over the interaction's public
+    fields) and `search` (a case-insensitive substring of any metadata string) run in Python
+    over what the simple fields narrow to, at most `filter_scan_cap` interactions."""
+    flt = parse_filter(filters, where="filters")
+    if flt is None and not search:
+        return stores.metadata.list_interactions(ns.namespace_id, query, limit=limit, offset=offset)
+    cap = stores.settings.filter_scan_cap
+    rows, total = stores.metadata.list_interactions(
+        ns.namespace_id, query, limit=cap or _NO_CAP, offset=0
+    )
+    if cap and total > cap:
+        raise FilterScanTooLarge(
+            f"'filters' and 'search' run over at most {cap} interactions and these match "
+            f"{total}: narrow them first with the simple fields (execution_id, session_id, ...)",
+            field="filters" if flt is not None else "search",
+            scan_cap=cap,
+        )
+    needle = (search or "").lower()
+    kept = [
+        r
+        for r in rows
+        if (flt is None or matches(flt, _payload(r)))
+        and (not needle or any(needle in s.lower() for s in _strings(r.metadata)))
+    ]
+    return kept[offset : offset + limit], len(kept)
+
+
+_NO_CAP = 2**31 - 1
+
+
+def _payload(r: InteractionRecord) -> dict[str, Any]:
+    """What a filter sees: the fields of the public interaction."""
+    out = r.model_dump(mode="json", exclude={"namespace_id", "interaction_types"})
+    out["interaction_type"] = r.interaction_types
+    out["timestamp"] = out["created_at"]
+    return out
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
 
 
 def counts(stores: Stores, ns: NamespaceRecord, execution_id: str) -> dict[str, int]:

@@ -25,7 +25,7 @@ from stagewise.api.schemas.openapi import body_doc, errors
 from stagewise.api.schemas.public import list_pagination
 from stagewise.api.strict_json import StrictJSONRoute
 from stagewise.domain.interaction_records import InteractionInput
-from stagewise.errors import InvalidCursor, ValidationFailed
+from stagewise.errors import InvalidCursor
 from stagewise.services import interactions as svc
 
 router = APIRouter(
@@ -34,7 +34,14 @@ router = APIRouter(
     route_class=StrictJSONRoute,
 )
 Obj = Annotated[dict[str, Any], Body()]
-_FILTERS = ("execution_id", "retriever_id", "session_id", "user_id", "feature_id")
+_FILTERS = (
+    "execution_id",
+    "retriever_id",
+    "session_id",
+    "user_id",
+    "feature_id",
+    "interaction_type",
+)
 
 
 def _ignored(body: InteractionInput) -> str | None:
@@ -85,21 +92,15 @@ def list_interactions(
     parsed = parse_body(InteractionListBody, body) if body is not None else InteractionListBody()
     if after is not None:
         raise InvalidCursor("This list pages by offset; send offset or page", field="after")
-    for unsupported in ("filters", "search"):
-        if getattr(parsed, unsupported) is not None:
-            raise ValidationFailed(
-                f"'{unsupported}' is not supported by this build; filter with the simple "
-                f"fields ({', '.join((*_FILTERS, 'interaction_type'))})",
-                code="unsupported_parameter",
-                field=unsupported,
-            )
     limit, offset, _, include_total = pq.resolve(parsed)
     query = svc.query_of(
-        filters={k: getattr(parsed, k) for k in (*_FILTERS, "interaction_type")},
+        filters={k: getattr(parsed, k) for k in _FILTERS},
         sort_field=parsed.sort.field if parsed.sort else None,
         direction=parsed.sort.direction if parsed.sort else None,
     )
-    found, total = svc.listing(stores, ns, query, limit=limit, offset=offset)
+    found, total = svc.listing(
+        stores, ns, query, limit=limit, offset=offset, filters=parsed.filters, search=parsed.search
+    )
     rows = [interaction_public(r) for r in found]
     pagination = list_pagination(
         limit=limit,

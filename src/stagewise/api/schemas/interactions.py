@@ -41,7 +41,11 @@ class InteractionListBody(ListBody):
     user_id: str | None = None
     feature_id: str | None = None
     interaction_type: InteractionType | None = None
-    filters: JsonObject | None = Field(None, description="Not supported in this build: 422")
+    filters: JsonObject | None = Field(
+        None,
+        description="LogicalOperator over the interaction's fields (position, interaction_type, "
+        "timestamp, metadata.*, ...), run over at most FILTER_SCAN_CAP interactions",
+    )
     sort: SortBody | None = Field(None, description="timestamp | occurred_at | position")
 
 
