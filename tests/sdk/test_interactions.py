@@ -367,3 +367,56 @@ def test_filters_scan_at_most_the_cap(fresh_server: Any) -> None:
         resp = http.post("/v1/retrievers/interactions/list", json={"filters": flt})
     assert error(resp, 422)["code"] == "filter_scan_too_large"  # 4 to scan: refused
     assert listed() == [0, 1, 2, 3]  # a plain list is never capped
+
+
+def test_backfill_alias_and_ignored_keys(world: World) -> None:
+    """occurred_at keeps a past instant (naive is UTC), clamps a future one to now and sorts;
+    `document_id` is accepted for feature_id; an undeclared key is named in `warning`."""
+    execution_id, docs = world.run()
+    session = f"sess-{uuid.uuid4().hex[:6]}"
+    base = {"interaction_type": ["click"], "execution_id": execution_id, "session_id": session}
+    with world.http() as http:
+        made = http.post(
+            "/v1/retrievers/interactions/batch",
+            json={
+                "interactions": [
+                    {
+                        **base,
+                        "feature_id": docs[0],
+                        "position": 0,
+                        "occurred_at": "2024-03-01T10:00:00",
+                    },
+                    {
+                        **base,
+                        "feature_id": docs[1],
+                        "position": 1,
+                        "occurred_at": "2099-01-01T00:00:00Z",
+                    },
+                    {
+                        **base,
+                        "feature_id": docs[2],
+                        "position": 2,
+                        "occurred_at": "2023-03-01T10:00:00+02:00",
+                    },
+                ]
+            },
+        )
+        ids = [r["interaction_id"] for r in made.raise_for_status().json()["results"]]
+        aliased = (
+            http.post(
+                "/v1/retrievers/interactions",
+                json={**base, "document_id": docs[3], "position": 3, "colour": "red"},
+            )
+            .raise_for_status()
+            .json()
+        )
+    assert aliased["feature_id"] == docs[3] and "colour" in aliased["warning"]
+    api = world.api()
+    got = [api.get_interaction_retrievers(i).occurred_at for i in ids]
+    assert got[0] == datetime(2024, 3, 1, 10, tzinfo=UTC)
+    assert got[1] is not None and got[1] <= datetime.now(UTC)  # the future, clamped
+    assert got[2] == datetime(2023, 3, 1, 8, tzinfo=UTC)
+    oldest_first = world.listed(
+        session_id=session, sort={"field": "occurred_at", "direction": "asc"}
+    )
+    assert oldest_first[:3] == [ids[2], ids[0], ids[1]]
