@@ -36,6 +36,7 @@ READ_POSTS = {
     "/v1/retrievers/{retriever_id}/execute/batch",
     "/v1/retrievers/{retriever_id}/execute/explain",
     "/v1/retrievers/{retriever_id}/executions/list",
+    "/v1/retrievers/interactions/list",
     "/v1/buckets/list",
     "/v1/buckets/{bucket_identifier}/objects/list",
     "/v1/buckets/{bucket_identifier}/batches/list",

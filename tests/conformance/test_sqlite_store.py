@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 
+from stagewise.storage.sql import tables as t
 from stagewise.storage.sql.engine import make_engine
 from stagewise.storage.sql.migrate import alembic_config
 from stagewise.storage.sql.store import SqlMetadataStore
@@ -98,3 +102,29 @@ def test_upgrade_from_0007_carries_rankings_into_chunks_and_back(tmp_path: Path)
     expected = [(eid, i) for eid in sorted(ranked) for i in range(ranked[eid])]
     assert [(eid, pos) for eid, pos, _ in rows] == expected
     assert all(f'"{eid}-{pos}"' in doc for eid, pos, doc in rows)
+
+
+def test_0009_interaction_tables_match_tables_py_and_downgrade(tmp_path: Path) -> None:
+    """The migration creates what storage/sql/tables.py declares (columns, keys, indexes),
+    and its downgrade drops both tables."""
+    ours = {"retriever_interactions", "retriever_interaction_types"}
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    command.upgrade(alembic_config(engine), "head")
+    with engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), t.metadata)
+    mine = [d for d in diffs if ours & {getattr(x, "name", None) for x in _tables_of(d)}]
+    assert mine == []
+    assert ours <= set(inspect(engine).get_table_names())
+    command.downgrade(alembic_config(engine), "0008")
+    assert not ours & set(inspect(engine).get_table_names())
+    engine.dispose()
+
+
+def _tables_of(diff: object) -> list[object]:
+    """The tables (or indexes' tables) an autogenerate diff entry names."""
+    parts = diff if isinstance(diff, list) else [diff]
+    found: list[object] = []
+    for part in parts:
+        for item in part if isinstance(part, tuple) else (part,):
+            found.append(getattr(item, "table", item))
+    return found

@@ -26,6 +26,7 @@ from stagewise.api.routes import (
     documents,
     evaluations,
     health,
+    interactions,
     keys,
     namespaces,
     processing,
@@ -123,7 +124,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Added last: the outermost of ours, so every answer above (413, 429, 500) has the id.
     app.add_middleware(Observe, http=HttpMetrics(metrics.registry))
 
-    # adhoc before retrievers: its literal paths must win over /{retriever_id}.
+    # adhoc and interactions before retrievers: their literal paths must win over
+    # /{retriever_id}.
     for module in (
         health,
         namespaces,
@@ -132,6 +134,7 @@ def create_app(settings: Settings) -> FastAPI:
         collections,
         documents,
         adhoc,
+        interactions,
         retrievers,
         keys,
         buckets,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from stagewise.domain.filters import FilterNode
+from stagewise.domain.interaction_records import InteractionQuery, InteractionRecord
 from stagewise.domain.pipeline_records import ExecutionRecord, RetrieverRecord
 from stagewise.domain.records import (
     ApiKeyRecord,
@@ -115,6 +116,19 @@ class MetadataStore(Protocol):
         limit: int = 20,
         offset: int = 0,
     ) -> tuple[list[ExecutionRecord], int]: ...
+
+    # retriever interactions, scoped by namespace; deleting a namespace or a retriever (the
+    # interaction's retriever_id) deletes its interactions, pruning an execution does not
+    def create_interactions(self, items: Sequence[InteractionRecord]) -> None: ...  # all or none
+    def get_interaction(
+        self, namespace_id: str, interaction_id: str
+    ) -> InteractionRecord | None: ...
+    def delete_interaction(self, namespace_id: str, interaction_id: str) -> bool: ...
+    def list_interactions(
+        self, namespace_id: str, query: InteractionQuery, *, limit: int, offset: int = 0
+    ) -> tuple[list[InteractionRecord], int]: ...
+    # type -> how many of the execution's interactions carry it (one interaction, many types)
+    def count_interactions(self, namespace_id: str, execution_id: str) -> dict[str, int]: ...
 
     # idempotency of BYO upserts
     def get_idempotency(self, namespace_id: str, key: str) -> IdempotencyRecord | None: ...

@@ -38,6 +38,7 @@ from stagewise.domain.records import (
 )
 from stagewise.ids import new_id
 from stagewise.storage.protocols import MetadataStore
+from stagewise.testing.metadata_interactions import InteractionConformance
 
 # A fixed, microsecond-precise base time: every backend must keep microseconds.
 T0 = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
@@ -137,7 +138,7 @@ def seqs(docs: Sequence[DocumentRecord]) -> list[int]:
 # the suite
 
 
-class MetadataStoreConformance:
+class MetadataStoreConformance(InteractionConformance):
     """Shared behaviour of every MetadataStore. Subclasses provide the `store` fixture."""
 
     # What a duplicate (unique name, primary key) raises. Backends narrow it.

@@ -49,7 +49,7 @@ from stagewise.api.schemas.retrievers import (
 from stagewise.api.strict_json import StrictJSONRoute
 from stagewise.errors import NotFound
 from stagewise.pipeline.registry import stage_definitions
-from stagewise.services import catalog
+from stagewise.services import catalog, interactions
 from stagewise.services import execute as exe
 from stagewise.services import pagination as pages
 from stagewise.services import retrievers as svc
@@ -367,5 +367,6 @@ def execution_profile(
             "total_time_ms": x.total_time_ms,
             "credits_used": x.credits_used,
             "stages": stages,
+            "interaction_counts": interactions.counts(stores, ns, x.execution_id),
         }
     )

@@ -249,6 +249,10 @@ class ExecutionProfile(BaseModel):
     total_time_ms: float
     credits_used: float
     stages: list[StageProfile]
+    interaction_counts: dict[str, int] = Field(
+        description="Interactions recorded on this run, per interaction type (one interaction "
+        "may carry several types); empty when none"
+    )
 
 
 class BatchResult(BaseModel):

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine, RowMapping
 
 from stagewise.domain.pipeline_records import ExecutionRecord, RetrieverRecord
 from stagewise.storage.sql import tables as t
+from stagewise.storage.sql.interaction_store import delete_interactions_where
 
 _RET_COLUMNS = {"retriever_id", "namespace_id", "retriever_name", "created_at", "updated_at"}
 _EXEC_COLUMNS = {
@@ -122,6 +123,8 @@ class PipelineTables:
             chunks = t.execution_result_chunks
             conn.execute(chunks.delete().where(chunks.c.execution_id.in_(ids)))
             conn.execute(t.executions.delete().where(e.retriever_id == retriever_id))
+            ri = t.retriever_interactions.c
+            delete_interactions_where(conn, ri.retriever_id == retriever_id)
             conn.execute(t.retrievers.delete().where(t.retrievers.c.retriever_id == retriever_id))
 
     # ---- executions

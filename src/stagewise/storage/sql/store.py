@@ -22,6 +22,7 @@ from stagewise.domain.records import (
 from stagewise.storage.protocols import DocumentPage
 from stagewise.storage.sql import tables as t
 from stagewise.storage.sql.engine import make_engine
+from stagewise.storage.sql.interaction_store import InteractionTables, delete_interactions_where
 from stagewise.storage.sql.migrate import upgrade_to_head
 from stagewise.storage.sql.pipeline_store import PipelineTables
 from stagewise.storage.sql.vectors_codec import decode_vectors, encode_vectors
@@ -39,7 +40,7 @@ def _aware(ts: datetime) -> datetime:
     return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
-class SqlMetadataStore(PipelineTables):
+class SqlMetadataStore(PipelineTables, InteractionTables):
     def __init__(self, url: str, *, engine: Engine | None = None) -> None:
         self.url = url
         self.engine = engine or make_engine(url)
@@ -152,6 +153,7 @@ class SqlMetadataStore(PipelineTables):
             )
             chunks = t.execution_result_chunks
             conn.execute(chunks.delete().where(chunks.c.execution_id.in_(executions)))
+            delete_interactions_where(conn, t.retriever_interactions.c.namespace_id == namespace_id)
             for table in (t.documents, t.collections, t.idempotency, t.executions, t.retrievers):
                 conn.execute(table.delete().where(table.c.namespace_id == namespace_id))
             conn.execute(t.api_keys.delete().where(t.api_keys.c.namespace_id == namespace_id))

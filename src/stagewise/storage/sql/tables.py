@@ -252,3 +252,35 @@ taxonomies = Table(
     Column("updated_at", UtcDateTime(timezone=True), nullable=False),
     UniqueConstraint("namespace_id", "taxonomy_name", name="uq_taxonomy_name"),
 )
+
+# Retriever interactions (storage/sql/interaction_store.py). One row per interaction, and one
+# per (interaction, type) so a type filter and an execution's per-type counts are indexed.
+retriever_interactions = Table(
+    "retriever_interactions",
+    metadata,
+    Column("interaction_id", String(64), primary_key=True),
+    Column("namespace_id", String(64), nullable=False),
+    Column("execution_id", String(64), nullable=True),
+    Column("retriever_id", String(64), nullable=True),
+    Column("feature_id", String(255), nullable=False),
+    Column("session_id", String(255), nullable=True),
+    Column("user_id", String(255), nullable=True),
+    Column("position", Integer, nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("occurred_at", UtcDateTime(timezone=True), nullable=True),
+    Column("created_at", UtcDateTime(timezone=True), nullable=False),
+    Index("ix_interactions_age", "namespace_id", "created_at"),
+    Index("ix_interactions_execution", "execution_id"),
+    Index("ix_interactions_retriever", "retriever_id"),
+)
+
+retriever_interaction_types = Table(
+    "retriever_interaction_types",
+    metadata,
+    Column("interaction_id", String(64), primary_key=True),
+    Column("interaction_type", String(32), primary_key=True),
+    Column("namespace_id", String(64), nullable=False),
+    Column("execution_id", String(64), nullable=True),
+    Index("ix_interaction_types_execution", "execution_id", "interaction_type"),
+    Index("ix_interaction_types_type", "namespace_id", "interaction_type"),
+)
