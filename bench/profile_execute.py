@@ -127,6 +127,23 @@ def sequential(base_url: str, rid: str, payloads: list[bytes], pid: int) -> dict
     }
 
 
+def spy_on(pid: int, raw: Path, rate: int) -> subprocess.Popen[bytes]:
+    """py-spy sampling `pid` into `raw` (collapsed stacks) until stop_spy."""
+    command = ["py-spy", "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw"]
+    spy = subprocess.Popen(
+        [*command, "--output", str(raw), "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)  # attached before the measured phase starts
+    return spy
+
+
+def stop_spy(spy: subprocess.Popen[bytes]) -> None:
+    spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
+    spy.wait(timeout=60)
+
+
 def summarise(raw: Path) -> dict[str, Any]:
     """Collapsed stacks (py-spy --format raw) -> shares by part, top own and inclusive."""
     parts: Counter[str] = Counter()
@@ -231,29 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         raw = args.out_dir / f"profile-execute-{args.label}.txt"
         if not args.no_spy:
             args.out_dir.mkdir(parents=True, exist_ok=True)
-            spy = subprocess.Popen(
-                [
-                    "py-spy",
-                    "record",
-                    "--pid",
-                    str(pid),
-                    "--rate",
-                    "400",
-                    "--format",
-                    "raw",
-                    "--output",
-                    str(raw),
-                    "--nonblocking",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            time.sleep(1.0)
+            spy = spy_on(pid, raw, rate=400)
         log(f"{len(payloads)} sequential executions of (c)")
         result["sequential"] = sequential(server.base_url, rid, payloads, pid)
         if spy is not None:
-            spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
-            spy.wait(timeout=60)
+            stop_spy(spy)
             result["profile"] = summarise(raw)
         log(f"16 clients for {args.seconds:.0f} s")
         queries = _Queries(payloads)

@@ -1,8 +1,13 @@
 """Text ingest, with the server embedding each document, against the bare model's own
-throughput on the same texts."""
+throughput on the same texts.
+
+    python -m bench.text_ingest [--n 1000]
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import shutil
 import time
@@ -146,3 +151,17 @@ def bare_model(texts: list[str], model: Embedder | None = None) -> dict[str, flo
     finally:
         torch.set_num_threads(default_threads)
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n", type=int, default=1000, help="texts per route")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--data-root", type=Path, default=Path("/work/bench-data"))
+    args = p.parse_args(argv)
+    print(json.dumps(text_ingest(args.n, args.seed, args.data_root), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
