@@ -9,11 +9,11 @@ transactions, so serving never waits on a long delete.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import timedelta
 
 from stagewise.ids import utc_now
 from stagewise.services.context import Stores
+from stagewise.services.periodic import Periodic
 
 log = logging.getLogger("stagewise.retention")
 
@@ -41,29 +41,14 @@ def prune_once(stores: Stores) -> int:
     return pruned
 
 
-class Pruner:
+class Pruner(Periodic):
     """Runs prune_once at start, then every `execution_prune_every_s` seconds."""
 
     def __init__(self, stores: Stores) -> None:
+        super().__init__("stagewise-pruner", stores.settings.execution_prune_every_s, at_start=True)
         self.stores = stores
-        self.every_s = stores.settings.execution_prune_every_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="stagewise-pruner", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while True:
-            try:
-                pruned = prune_once(self.stores)
-                if pruned:
-                    log.info("%d executions past the retention bounds deleted", pruned)
-            except Exception:  # the next round retries; a failed round deletes nothing
-                log.exception("execution retention failed")
-            if self._stop.wait(self.every_s):
-                return
+    def tick(self) -> None:
+        pruned = prune_once(self.stores)
+        if pruned:
+            log.info("%d executions past the retention bounds deleted", pruned)

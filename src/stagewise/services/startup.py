@@ -11,10 +11,10 @@ registry which runs no live worker holds, and fail only those, at start-up and t
 from __future__ import annotations
 
 import logging
-import threading
 
 from stagewise.ids import utc_now
 from stagewise.services.context import Stores
+from stagewise.services.periodic import Periodic
 
 log = logging.getLogger("stagewise.startup")
 
@@ -78,31 +78,19 @@ def fail_interrupted_executions(stores: Stores) -> int:
     return failed
 
 
-class Reaper:
+class Reaper(Periodic):
     """Keeps this worker's heartbeat and fails the runs of workers that are gone."""
 
     def __init__(self, stores: Stores) -> None:
+        super().__init__("stagewise-reaper", HEARTBEAT_EVERY_S)
         self.stores = stores
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="stagewise-reaper", daemon=True)
+        self._since_reap = 0.0
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        since_reap = 0.0
-        while not self._stop.wait(HEARTBEAT_EVERY_S):
-            try:
-                self.stores.live.heartbeat(self.stores.worker_id, HEARTBEAT_TTL_S)
-                since_reap += HEARTBEAT_EVERY_S
-                if since_reap >= REAP_EVERY_S:
-                    since_reap = 0.0
-                    failed = fail_interrupted_executions(self.stores)
-                    if failed:
-                        log.warning("%d executions of a stopped worker marked failed", failed)
-            except Exception:  # the next round retries; a failed round loses nothing
-                log.exception("execution upkeep failed")
+    def tick(self) -> None:
+        self.stores.live.heartbeat(self.stores.worker_id, HEARTBEAT_TTL_S)
+        self._since_reap += HEARTBEAT_EVERY_S
+        if self._since_reap >= REAP_EVERY_S:
+            self._since_reap = 0.0
+            failed = fail_interrupted_executions(self.stores)
+            if failed:
+                log.warning("%d executions of a stopped worker marked failed", failed)
