@@ -75,9 +75,7 @@ class DatasetConformance:
         assert store.list_evaluation_datasets("ns_a", limit=10)[1] == 1
 
     def test_list_datasets_pages_oldest_first(self, store: MetadataStore) -> None:
-        made = [
-            make_dataset("ns_a", f"set-{i}", at=T0 + timedelta(seconds=i)) for i in (2, 0, 1)
-        ]
+        made = [make_dataset("ns_a", f"set-{i}", at=T0 + timedelta(seconds=i)) for i in (2, 0, 1)]
         for d in made:
             store.create_evaluation_dataset(d)
         store.create_evaluation_dataset(make_dataset("ns_b", "elsewhere"))
