@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import mixpeek
 import pytest
-from mixpeek.exceptions import NotFoundException
+from mixpeek.exceptions import ConflictException, NotFoundException
 from mixpeek.models import (
     BulkInteractionsRequest,
     CreateDatasetRequest,
@@ -291,8 +291,20 @@ def test_generate_from_interactions_follows_the_click_model(world: World) -> Non
     )
     as_views = {q.query_input["q"]: q for q in views.queries if tag in q.query_input["q"]}
     assert set(as_views) == {shoes, bag}  # whatever the caller counts as positive
-    assert as_views[shoes].relevant_documents == [d0, d2]
-    assert as_views[bag].relevant_documents == [d0, d1]
+    # equal grades and counts: ordered by document id
+    assert as_views[shoes].relevant_documents == sorted([d0, d2])
+    assert as_views[bag].relevant_documents == sorted([d0, d1])
+
+    # the SDK's default name; a second run that day takes the same name: 409, nothing stored
+    auto = GenerateFromInteractionsRequest(min_interactions=2)
+    named = api.generate_dataset_from_interactions_retrievers_id_evaluations(
+        world.retriever_id, auto
+    )
+    assert named.dataset_name == f"auto_{world.retriever_id}_{datetime.now(UTC):%Y%m%d}"
+    before = world.names()
+    with pytest.raises(ConflictException):
+        api.generate_dataset_from_interactions_retrievers_id_evaluations(world.retriever_id, auto)
+    assert world.names() == before
 
 
 def test_generate_refusals(world: World) -> None:
@@ -305,6 +317,10 @@ def test_generate_refusals(world: World) -> None:
         )
         empty = f"/v1/retrievers/{fresh}/evaluations/generate-from-interactions"
         assert error(http.post(empty), 422)["code"] == "no_qualifying_queries"
+        # the namespace's other retriever has plenty; this one's own log is empty
+        got = error(http.post(empty, json={"min_interactions": 1, "lookback_days": 365}), 422)
+        assert got["code"] == "no_qualifying_queries"
+        assert got["details"]["interactions_scanned"] == 0
         for body in (
             {"min_interactions": 0},
             {"lookback_days": 366},
