@@ -11,8 +11,12 @@ from typing import Any
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from stagewise.api.schemas.requests import _Body
-from stagewise.domain.evaluation_records import MAX_NAME, MAX_QUERIES, DatasetRecord
-from stagewise.domain.evaluation_records import GroundTruthQuery as GroundTruthQuery
+from stagewise.domain.evaluation_records import (
+    MAX_NAME,
+    MAX_QUERIES,
+    DatasetRecord,
+    GroundTruthQuery,
+)
 from stagewise.domain.interaction_records import InteractionType
 from stagewise.ids import iso
 

@@ -155,14 +155,8 @@ class SqlMetadataStore(PipelineTables, InteractionTables, DatasetTables):
             chunks = t.execution_result_chunks
             conn.execute(chunks.delete().where(chunks.c.execution_id.in_(executions)))
             delete_interactions_where(conn, t.retriever_interactions.c.namespace_id == namespace_id)
-            for table in (
-                t.documents,
-                t.collections,
-                t.idempotency,
-                t.executions,
-                t.retrievers,
-                t.evaluation_datasets,
-            ):
+            owned = (t.documents, t.collections, t.idempotency, t.executions, t.retrievers)
+            for table in (*owned, t.evaluation_datasets):
                 conn.execute(table.delete().where(table.c.namespace_id == namespace_id))
             conn.execute(t.api_keys.delete().where(t.api_keys.c.namespace_id == namespace_id))
             conn.execute(t.namespaces.delete().where(t.namespaces.c.namespace_id == namespace_id))
