@@ -104,10 +104,18 @@ def test_upgrade_from_0007_carries_rankings_into_chunks_and_back(tmp_path: Path)
     assert all(f'"{eid}-{pos}"' in doc for eid, pos, doc in rows)
 
 
-def test_0009_interaction_tables_match_tables_py_and_downgrade(tmp_path: Path) -> None:
-    """The migration creates what storage/sql/tables.py declares (columns, keys, indexes),
-    and its downgrade drops both tables."""
-    ours = {"retriever_interactions", "retriever_interaction_types"}
+@pytest.mark.parametrize(
+    ("ours", "before"),
+    [
+        ({"retriever_interactions", "retriever_interaction_types"}, "0008"),
+        ({"evaluation_datasets"}, "0009"),
+    ],
+)
+def test_migration_tables_match_tables_py_and_downgrade(
+    tmp_path: Path, ours: set[str], before: str
+) -> None:
+    """A migration creates what storage/sql/tables.py declares (columns, keys, indexes),
+    and its downgrade drops its tables."""
     engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
     command.upgrade(alembic_config(engine), "head")
     with engine.connect() as conn:
@@ -115,7 +123,7 @@ def test_0009_interaction_tables_match_tables_py_and_downgrade(tmp_path: Path) -
     mine = [d for d in diffs if ours & {getattr(x, "name", None) for x in _tables_of(d)}]
     assert mine == []
     assert ours <= set(inspect(engine).get_table_names())
-    command.downgrade(alembic_config(engine), "0008")
+    command.downgrade(alembic_config(engine), before)
     assert not ours & set(inspect(engine).get_table_names())
     engine.dispose()
 

@@ -175,6 +175,14 @@ def _seed(client: asgi.ASGIClient) -> dict[str, list[str]]:
         return str(_ok(client.post("/v1/taxonomies", json=body, headers=scoped))["taxonomy_id"])
 
     ids["taxonomies"], ids["spare_taxonomies"] = [taxonomy("fuzz-tax")], [taxonomy("fuzz-spare")]
+    judged = {
+        "query_id": "q1",
+        "query_input": {"q": "cats"},
+        "relevant_documents": ids["documents"][:1],
+    }
+    dataset = {"dataset_name": "fuzz-dataset", "queries": [judged]}
+    made = _ok(client.post("/v1/retrievers/evaluations/datasets", json=dataset, headers=scoped))
+    ids["datasets"] = [made["dataset_id"], "fuzz-dataset"]
     return ids
 
 
@@ -214,6 +222,7 @@ PATH_IDS = {
     "bucket_identifier": "buckets",
     "object_identifier": "objects",
     "taxonomy_identifier": "taxonomies",
+    "dataset_identifier": "datasets",
 }
 DELETES = {
     "DELETE /v1/namespaces/{namespace_identifier}": {"namespace_identifier": "spare_namespaces"},

@@ -24,6 +24,7 @@ from stagewise.api.routes import (
     byo,
     collections,
     documents,
+    evaluation_datasets,
     evaluations,
     health,
     interactions,
@@ -124,8 +125,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Added last: the outermost of ours, so every answer above (413, 429, 500) has the id.
     app.add_middleware(Observe, http=HttpMetrics(metrics.registry))
 
-    # adhoc and interactions before retrievers: their literal paths must win over
-    # /{retriever_id}.
+    # adhoc, interactions and evaluation_datasets before retrievers: their literal paths
+    # must win over /{retriever_id}.
     for module in (
         health,
         namespaces,
@@ -135,6 +136,7 @@ def create_app(settings: Settings) -> FastAPI:
         documents,
         adhoc,
         interactions,
+        evaluation_datasets,
         retrievers,
         keys,
         buckets,

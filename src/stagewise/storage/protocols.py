@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from stagewise.domain.evaluation_records import DatasetRecord
 from stagewise.domain.filters import FilterNode
 from stagewise.domain.interaction_records import InteractionQuery, InteractionRecord
 from stagewise.domain.pipeline_records import ExecutionRecord, RetrieverRecord
@@ -129,6 +130,16 @@ class MetadataStore(Protocol):
     ) -> tuple[list[InteractionRecord], int]: ...
     # type -> how many of the execution's interactions carry it (one interaction, many types)
     def count_interactions(self, namespace_id: str, execution_id: str) -> dict[str, int]: ...
+
+    # evaluation datasets, scoped by namespace, names unique in one (a taken name raises
+    # stagewise.errors.Conflict); deleting the namespace deletes them
+    def create_evaluation_dataset(self, d: DatasetRecord) -> None: ...
+    def get_evaluation_dataset(
+        self, namespace_id: str, identifier: str
+    ) -> DatasetRecord | None: ...  # by id, else by name
+    def list_evaluation_datasets(
+        self, namespace_id: str, *, limit: int, offset: int = 0
+    ) -> tuple[list[DatasetRecord], int]: ...  # oldest first, and the total
 
     # idempotency of BYO upserts
     def get_idempotency(self, namespace_id: str, key: str) -> IdempotencyRecord | None: ...

@@ -38,6 +38,7 @@ from stagewise.domain.records import (
 )
 from stagewise.ids import new_id
 from stagewise.storage.protocols import MetadataStore
+from stagewise.testing.metadata_datasets import DatasetConformance
 from stagewise.testing.metadata_interactions import InteractionConformance
 
 # A fixed, microsecond-precise base time: every backend must keep microseconds.
@@ -138,7 +139,7 @@ def seqs(docs: Sequence[DocumentRecord]) -> list[int]:
 # the suite
 
 
-class MetadataStoreConformance(InteractionConformance):
+class MetadataStoreConformance(InteractionConformance, DatasetConformance):
     """Shared behaviour of every MetadataStore. Subclasses provide the `store` fixture."""
 
     # What a duplicate (unique name, primary key) raises. Backends narrow it.

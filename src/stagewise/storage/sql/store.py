@@ -21,6 +21,7 @@ from stagewise.domain.records import (
 )
 from stagewise.storage.protocols import DocumentPage
 from stagewise.storage.sql import tables as t
+from stagewise.storage.sql.dataset_store import DatasetTables
 from stagewise.storage.sql.engine import make_engine
 from stagewise.storage.sql.interaction_store import InteractionTables, delete_interactions_where
 from stagewise.storage.sql.migrate import upgrade_to_head
@@ -40,7 +41,7 @@ def _aware(ts: datetime) -> datetime:
     return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
-class SqlMetadataStore(PipelineTables, InteractionTables):
+class SqlMetadataStore(PipelineTables, InteractionTables, DatasetTables):
     def __init__(self, url: str, *, engine: Engine | None = None) -> None:
         self.url = url
         self.engine = engine or make_engine(url)
@@ -154,7 +155,8 @@ class SqlMetadataStore(PipelineTables, InteractionTables):
             chunks = t.execution_result_chunks
             conn.execute(chunks.delete().where(chunks.c.execution_id.in_(executions)))
             delete_interactions_where(conn, t.retriever_interactions.c.namespace_id == namespace_id)
-            for table in (t.documents, t.collections, t.idempotency, t.executions, t.retrievers):
+            owned = (t.documents, t.collections, t.idempotency, t.executions, t.retrievers)
+            for table in (*owned, t.evaluation_datasets):
                 conn.execute(table.delete().where(table.c.namespace_id == namespace_id))
             conn.execute(t.api_keys.delete().where(t.api_keys.c.namespace_id == namespace_id))
             conn.execute(t.namespaces.delete().where(t.namespaces.c.namespace_id == namespace_id))

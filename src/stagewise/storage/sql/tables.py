@@ -284,3 +284,17 @@ retriever_interaction_types = Table(
     Index("ix_interaction_types_execution", "execution_id", "interaction_type"),
     Index("ix_interaction_types_type", "namespace_id", "interaction_type"),
 )
+
+# Evaluation datasets (storage/sql/dataset_store.py): the queries live in `body`.
+evaluation_datasets = Table(
+    "evaluation_datasets",
+    metadata,
+    Column("dataset_id", String(64), primary_key=True),
+    Column("namespace_id", String(64), nullable=False),
+    Column("dataset_name", String(255), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("created_at", UtcDateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(timezone=True), nullable=False),
+    UniqueConstraint("namespace_id", "dataset_name", name="uq_dataset_name"),
+    Index("ix_datasets_age", "namespace_id", "created_at"),
+)
