@@ -46,7 +46,9 @@ from bench.quality import (
     load_eval_set,
     search_config,
 )
-from stagewise.tuning import Scores, TuneResult, tune
+from stagewise.eval_metrics import mean, ndcg_at_k
+from stagewise.pipeline.fusion import RRF_K
+from stagewise.tuning import FusionConfig, Scores, TuneResult, tune
 
 DEPTH = 200  # the deepest per-source top_k the grid searches
 SOURCES = ("bm25", "dense")
@@ -97,6 +99,50 @@ def collect_lists(
     return lists, to_beir
 
 
+def served_ndcg(
+    api: Api, ev: EvalSet, config: FusionConfig, queries: Sequence[str]
+) -> float | None:
+    """`config` run as a hybrid retriever through the server, mean nDCG@10 over `queries`;
+    None when the stage cannot run it (its rrf k is fixed at RRF_K)."""
+    if config.method == "rrf" and config.k != RRF_K:
+        return None
+    searches = [
+        {**search_config(name == "bm25", top_k), "weight": weight}
+        for name, weight, top_k in zip(SOURCES, config.weights, config.top_ks, strict=True)
+    ]
+    created = api.post(
+        "/v1/retrievers",
+        json={
+            "retriever_name": f"tune-{ev.name}-check-{uuid.uuid4().hex[:8]}",
+            "collection_identifiers": [ev.name],
+            "input_schema": {"query": {"type": "text", "required": True}},
+            "stages": [
+                {
+                    "stage_name": "search",
+                    "config": {
+                        "stage_id": "feature_search",
+                        "parameters": {
+                            "searches": searches,
+                            "fusion": config.method,
+                            "final_top_k": TOP_K,
+                        },
+                    },
+                }
+            ],
+        },
+    )
+    rid = created["retriever_id"]
+    text = dict(ev.queries)
+    try:
+        scores = []
+        for qid in queries:
+            docs, _, _ = execute_documents(api, rid, text[qid], TOP_K)
+            scores.append(ndcg_at_k([beir_id(d) for d in docs], ev.qrels[qid], 10))
+    finally:
+        api.delete(f"/v1/retrievers/{rid}")
+    return mean(scores)
+
+
 def qrels_by_document_id(ev: EvalSet, to_beir: dict[str, str]) -> dict[str, dict[str, float]]:
     """The qrels keyed by Stagewise document id (the key the stage breaks ties on)."""
     to_doc = {b: d for d, b in to_beir.items()}
@@ -133,19 +179,26 @@ def summarise(r: TuneResult) -> dict[str, Any]:
     }
 
 
+def _fmt(value: float | None) -> str:
+    return "not runnable" if value is None else f"{value:.4f}"
+
+
 def format_table(results: dict[str, dict[str, Any]]) -> str:
     lines = [
         "| collection | baseline test nDCG@10 | picked fusion | picked test nDCG@10 | test gain "
-        "| baseline / picked tune nDCG@10 | picked test Recall@100 / MAP / MRR |",
-        "|---|---:|---|---:|---:|---:|---:|",
+        "| baseline / picked tune nDCG@10 | picked test Recall@100 / MAP / MRR "
+        "| served test nDCG@10 (baseline / pick) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for name, s in results.items():
         pt = s["pick_test"]
+        served = s.get("served_test_ndcg@10") or {}
         lines.append(
             f"| {name} | {s['baseline_test']['ndcg@10']:.4f} | {s['pick']} | "
             f"{pt['ndcg@10']:.4f} | {s['test_gain_ndcg@10']:+.4f} | "
             f"{s['baseline_tune']['ndcg@10']:.4f} / {s['pick_tune']['ndcg@10']:.4f} | "
-            f"{pt['recall@100']:.4f} / {pt['map']:.4f} / {pt['mrr']:.4f} |"
+            f"{pt['recall@100']:.4f} / {pt['map']:.4f} / {pt['mrr']:.4f} | "
+            f"{_fmt(served.get('baseline'))} / {_fmt(served.get('pick'))} |"
         )
     return "\n".join(lines)
 
@@ -199,7 +252,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results[ev.name] = summarise(r) | {
                     "tune_seconds": round(time.perf_counter() - t0, 1)
                 }
-                log(f"[{ev.name}] picked {results[ev.name]['pick']}")
+                log(f"[{ev.name}] picked {results[ev.name]['pick']}; running it on the server")
+                with Api(server.base_url, key, NAMESPACE) as api:
+                    served = {
+                        "baseline": served_ndcg(api, ev, r.baseline, r.test_queries),
+                        "pick": served_ndcg(api, ev, r.pick, r.test_queries),
+                    }
+                results[ev.name]["served_test_ndcg@10"] = {
+                    k: None if v is None else round(v, 4) for k, v in served.items()
+                }
     except BenchError as exc:
         log(f"ERROR: {exc}")
         failed = True
