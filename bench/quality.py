@@ -259,11 +259,12 @@ def ensure_collection(
     }
 
 
-def _search(lexical: bool) -> dict[str, Any]:
+def search_config(lexical: bool, top_k: int = TOP_K) -> dict[str, Any]:
+    """One feature_search search over the MiniLM feature (BM25 over its text when lexical)."""
     search: dict[str, Any] = {
         "feature_uri": FEATURE_URI,
         "query": {"input_mode": "text", "value": "{{INPUT.query}}"},
-        "top_k": TOP_K,
+        "top_k": top_k,
     }
     if lexical:
         search["lexical"] = True
@@ -272,10 +273,10 @@ def _search(lexical: bool) -> dict[str, Any]:
 
 def retriever_stages(kind: str, rerank_candidates: int) -> list[dict[str, Any]]:
     searches = {
-        "lexical": [_search(True)],
-        "dense": [_search(False)],
-        "hybrid": [_search(True), _search(False)],
-        "hybrid_rerank": [_search(True), _search(False)],
+        "lexical": [search_config(True)],
+        "dense": [search_config(False)],
+        "hybrid": [search_config(True), search_config(False)],
+        "hybrid_rerank": [search_config(True), search_config(False)],
     }[kind]
     params: dict[str, Any] = {"searches": searches, "final_top_k": TOP_K}
     if len(searches) > 1:
@@ -332,11 +333,13 @@ class RunResult:
         return out
 
 
-def execute_query(api: Api, rid: str, query: str) -> tuple[list[str], dict[str, Any], float]:
-    """The ranked BEIR ids of one execution, its first response and the wall time (ms)."""
+def execute_documents(
+    api: Api, rid: str, query: str, limit: int = TOP_K
+) -> tuple[list[dict[str, Any]], dict[str, Any], float]:
+    """The first `limit` documents of one execution, its first response and the wall time (ms)."""
     body: dict[str, Any] = {
         "inputs": {"query": query},
-        "pagination": {"method": "cursor", "limit": TOP_K},
+        "pagination": {"method": "cursor", "limit": limit},
         "skip_cache": True,
     }
     start = time.perf_counter()
@@ -351,17 +354,24 @@ def execute_query(api: Api, rid: str, query: str) -> tuple[list[str], dict[str, 
             )
         docs.extend(page.get("documents") or [])
         cursor = (page.get("pagination") or {}).get("cursor")
-        if len(docs) >= TOP_K or not cursor:
+        if len(docs) >= limit or not cursor:
             break
-        body["pagination"] = {"method": "cursor", "limit": TOP_K, "cursor": cursor}
+        body["pagination"] = {"method": "cursor", "limit": limit, "cursor": cursor}
         page = api.post(f"/v1/retrievers/{rid}/execute", json=body)
-    ids: list[str] = []
-    for d in docs[:TOP_K]:
-        beir_id = (d.get("metadata") or {}).get("beir_id")
-        if beir_id is None:
-            raise BenchError(f"a result has no metadata.beir_id: {json.dumps(d)[:500]}")
-        ids.append(str(beir_id))
-    return ids, first, elapsed_ms
+    return docs[:limit], first, elapsed_ms
+
+
+def beir_id(doc: dict[str, Any]) -> str:
+    found = (doc.get("metadata") or {}).get("beir_id")
+    if found is None:
+        raise BenchError(f"a result has no metadata.beir_id: {json.dumps(doc)[:500]}")
+    return str(found)
+
+
+def execute_query(api: Api, rid: str, query: str) -> tuple[list[str], dict[str, Any], float]:
+    """The ranked BEIR ids of one execution, its first response and the wall time (ms)."""
+    docs, first, elapsed_ms = execute_documents(api, rid, query, TOP_K)
+    return [beir_id(d) for d in docs], first, elapsed_ms
 
 
 def _stage_meta(response: dict[str, Any], stage_name: str) -> dict[str, Any]:

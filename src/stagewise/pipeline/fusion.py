@@ -87,3 +87,14 @@ def fuse(
     else:  # pragma: no cover - guarded by the Params model
         raise ValueError(f"unknown fusion {method}")
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def fuse_sources(
+    lists: Sequence[RankedList], method: FusionMethod, k: int = RRF_K
+) -> list[tuple[str, float]]:
+    """What feature_search ranks: one list as it is (raw scores), several fused."""
+    if not lists:
+        return []
+    if len(lists) == 1:
+        return list(lists[0].hits)
+    return fuse(lists, method, k)

@@ -14,7 +14,7 @@ from stagewise.errors import StageFailed, ValidationFailed
 from stagewise.pipeline import search_extras as extras
 from stagewise.pipeline.candidates import doc_from_payload
 from stagewise.pipeline.embed_cache import CacheUse, EmbeddingCache
-from stagewise.pipeline.fusion import RRF_K, RankedList, fuse
+from stagewise.pipeline.fusion import RRF_K, RankedList, fuse_sources
 from stagewise.pipeline.registry import register
 from stagewise.pipeline.search_params import (
     DocumentRef,
@@ -275,12 +275,7 @@ class FeatureSearch(Stage):
                 name = f"{name}#{i}"
             lists.append(RankedList(name, merged[: search.top_k], search.weight))
         ctx.budget.charge(CREDITS_PER_HIT * sum(len(lst.hits) for lst in lists))
-        if not lists:
-            fused: list[tuple[str, float]] = []
-        elif len(lists) == 1:
-            fused = list(lists[0].hits)
-        else:
-            fused = fuse(lists, p.fusion, RRF_K)
+        fused = fuse_sources(lists, p.fusion, RRF_K)
         survivors = fused[: p.final_top_k]
         provenance = self._provenance(lists, {key for key, _ in survivors})
         self._fetch_payloads(ctx, [key for key, _ in survivors], payloads)
