@@ -56,6 +56,25 @@ SOURCES = ("bm25", "dense")
 Lists = dict[str, dict[str, list[tuple[str, float]]]]
 
 
+def _create_search_retriever(api: Api, ev: EvalSet, label: str, parameters: dict[str, Any]) -> str:
+    """A one-stage feature_search retriever over the collection, taking `query` as text."""
+    created = api.post(
+        "/v1/retrievers",
+        json={
+            "retriever_name": f"tune-{ev.name}-{label}-{uuid.uuid4().hex[:8]}",
+            "collection_identifiers": [ev.name],
+            "input_schema": {"query": {"type": "text", "required": True}},
+            "stages": [
+                {
+                    "stage_name": "search",
+                    "config": {"stage_id": "feature_search", "parameters": parameters},
+                }
+            ],
+        },
+    )
+    return str(created["retriever_id"])
+
+
 def collect_lists(
     api: Api, ev: EvalSet, log: Callable[[str], None]
 ) -> tuple[Lists, dict[str, str]]:
@@ -63,27 +82,12 @@ def collect_lists(
     lists: Lists = {qid: {} for qid, _ in ev.queries}
     to_beir: dict[str, str] = {}
     for source in SOURCES:
-        created = api.post(
-            "/v1/retrievers",
-            json={
-                "retriever_name": f"tune-{ev.name}-{source}-{uuid.uuid4().hex[:8]}",
-                "collection_identifiers": [ev.name],
-                "input_schema": {"query": {"type": "text", "required": True}},
-                "stages": [
-                    {
-                        "stage_name": "search",
-                        "config": {
-                            "stage_id": "feature_search",
-                            "parameters": {
-                                "searches": [search_config(source == "bm25", DEPTH)],
-                                "final_top_k": DEPTH,
-                            },
-                        },
-                    }
-                ],
-            },
+        rid = _create_search_retriever(
+            api,
+            ev,
+            source,
+            {"searches": [search_config(source == "bm25", DEPTH)], "final_top_k": DEPTH},
         )
-        rid = created["retriever_id"]
         try:
             for i, (qid, text) in enumerate(ev.queries, 1):
                 docs, _, _ = execute_documents(api, rid, text, DEPTH)
@@ -110,28 +114,12 @@ def served_ndcg(
         {**search_config(name == "bm25", top_k), "weight": weight}
         for name, weight, top_k in zip(SOURCES, config.weights, config.top_ks, strict=True)
     ]
-    created = api.post(
-        "/v1/retrievers",
-        json={
-            "retriever_name": f"tune-{ev.name}-check-{uuid.uuid4().hex[:8]}",
-            "collection_identifiers": [ev.name],
-            "input_schema": {"query": {"type": "text", "required": True}},
-            "stages": [
-                {
-                    "stage_name": "search",
-                    "config": {
-                        "stage_id": "feature_search",
-                        "parameters": {
-                            "searches": searches,
-                            "fusion": config.method,
-                            "final_top_k": TOP_K,
-                        },
-                    },
-                }
-            ],
-        },
+    rid = _create_search_retriever(
+        api,
+        ev,
+        "check",
+        {"searches": searches, "fusion": config.method, "final_top_k": TOP_K},
     )
-    rid = created["retriever_id"]
     text = dict(ev.queries)
     try:
         scores = []

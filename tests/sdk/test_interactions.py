@@ -28,17 +28,11 @@ from mixpeek.models import (
     SearchInteraction,
 )
 
+from tests.support.sdk_runs import GEAR_TEXTS as TEXTS
 from tests.support.sdk_runs import Space, search_stage
 from tests.support.server import ServerHandle
 
 pytestmark = [pytest.mark.sdk, pytest.mark.store_only]
-
-TEXTS = [
-    "Trail running shoes with a grippy sole",
-    "Waterproof hiking boots for winter",
-    "Lightweight tent for two people",
-    "Insulated sleeping bag rated to minus ten",
-]
 
 
 @dataclass

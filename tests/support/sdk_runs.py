@@ -22,6 +22,13 @@ from tests.support.corpus import DENSE_URI
 from tests.support.server import ServerHandle
 
 TEXT_EXTRACTOR = {"feature_extractor_name": "text_extractor", "version": "v1"}
+# A small collection the interaction and dataset tests search and judge.
+GEAR_TEXTS = [
+    "Trail running shoes with a grippy sole",
+    "Waterproof hiking boots for winter",
+    "Lightweight tent for two people",
+    "Insulated sleeping bag rated to minus ten",
+]
 
 
 def dense(query: Any = "{{INPUT.q}}", **extra: Any) -> dict[str, Any]:
